@@ -1,0 +1,19 @@
+"""ptocr: PaddleOCR models converted to PyTorch, proven equal, and run."""
+
+__version__ = "0.1.0"
+
+
+def load(path, map_location="cpu"):
+    """Load a ptocr checkpoint (.pth or .safetensors) as a ready model in eval mode."""
+    from .converter.checkpoint import load_model
+
+    return load_model(path, map_location=map_location)
+
+
+def __getattr__(name):
+    # The OCR system pulls in opencv & co; import it only when asked for.
+    if name == "OCR":
+        from .pipeline.system import OCR
+
+        return OCR
+    raise AttributeError(name)

@@ -1,0 +1,3 @@
+from ptocr.converter.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The conversion engine: read Paddle files, map onto torch modules, verify, save."""

@@ -1,0 +1,62 @@
+"""Conversion: Paddle weights + architecture table -> torch model with the same numbers."""
+
+from dataclasses import dataclass
+
+import torch
+
+from . import formats
+from .errors import MappingError, PtocrError
+from .mapping import find_arch, map_weights, resolve_config, spec_from_dict
+
+
+@dataclass
+class Conversion:
+    model: torch.nn.Module
+    spec: object
+    config: dict
+    weights: object
+    report: object
+
+
+def load_user_config(path):
+    """The Architecture section of a PaddleOCR training yml."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = yaml.safe_load(fh)
+    except OSError as exc:
+        raise PtocrError(f"{path}: cannot read config ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise PtocrError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    arch = doc.get("Architecture") if isinstance(doc, dict) else None
+    if not isinstance(arch, dict):
+        raise PtocrError(f"{path}: no Architecture section (a PaddleOCR config is expected)")
+    if arch.get("algorithm") == "Distillation" or "Models" in arch:
+        raise PtocrError(f"{path}: distillation config; pass the Architecture of one sub-model")
+    return arch
+
+
+def example_input(spec, batch=1):
+    shapes = spec.inputs.get("shapes") or [[1, 3, 64, 64]]
+    shape = list(shapes[0])
+    shape[0] = batch
+    return torch.zeros(shape)
+
+
+def convert(paddle_path, arch=None, config_path=None, submodel=None, weights=None, spec=None):
+    """Read, build, map and load; raises PtocrError subclasses with a one-line message."""
+    weights = weights or formats.read(paddle_path, submodel=submodel)
+    spec = spec or find_arch(arch)
+    user_arch = load_user_config(config_path) if config_path else None
+    config = resolve_config(spec, weights, user_arch)
+    from ..models import build
+
+    try:
+        model = build(config)
+    except (KeyError, TypeError, ValueError, NotImplementedError) as exc:
+        raise PtocrError(f"cannot build {spec.name}: {exc}") from None
+    state, report = map_weights(weights, model, spec, example_input(spec))
+    model.load_state_dict(state, strict=True)
+    model.eval()
+    return Conversion(model, spec, config, weights, report)

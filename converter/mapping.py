@@ -1,0 +1,313 @@
+"""The mapping engine: one code path that turns PaddleWeights into a torch state_dict.
+
+Architecture knowledge lives in data (``mappings/<arch>.yaml``): the PaddleOCR Architecture
+config, rename rules, parameters to ignore, hyperparameters to read from the weights, the
+canonical inputs and the parity tolerance. The engine applies them with strict accounting:
+every Paddle tensor is used once or explicitly ignored, every torch tensor is filled, every
+shape checked; anything else is an error that lists the names on both sides.
+"""
+
+import copy
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import MappingError, PtocrError
+
+MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings"
+RULES_FILE = "_rules.yaml"
+
+# Renames every architecture gets: Paddle's BatchNorm buffer names.
+BASE_RENAMES = [(r"\._mean$", ".running_mean"), (r"\._variance$", ".running_var")]
+
+# For models without structured names: the Paddle ops that may first consume each kind of
+# torch module's tensors (checked when aligning by program order).
+OP_TYPES = {
+    nn.Conv2d: {"conv2d", "depthwise_conv2d", "elementwise_add", "add"},
+    nn.ConvTranspose2d: {"conv2d_transpose", "depthwise_conv2d_transpose", "elementwise_add",
+                         "add"},
+    nn.BatchNorm2d: {"batch_norm", "batch_norm_"},
+    nn.BatchNorm1d: {"batch_norm", "batch_norm_"},
+    nn.Linear: {"matmul", "matmul_v2", "elementwise_add", "add", "fc"},
+    nn.LayerNorm: {"layer_norm"},
+    nn.Embedding: {"lookup_table_v2", "embedding"},
+}
+# Order in which Paddle's ops consume a module's tensors, where it differs from torch's
+# registration order (batch_norm takes mean and variance before scale and bias).
+PADDLE_USE_ORDER = {
+    nn.BatchNorm2d: ["running_mean", "running_var", "weight", "bias"],
+    nn.BatchNorm1d: ["running_mean", "running_var", "weight", "bias"],
+}
+
+
+@dataclass
+class ArchSpec:
+    name: str
+    task: str
+    architecture: dict
+    aliases: list = field(default_factory=list)
+    description: str = ""
+    renames: list = field(default_factory=list)  # [(regex, replacement)]
+    ignore: list = field(default_factory=list)  # regexes of Paddle names not used for inference
+    infer: dict = field(default_factory=dict)
+    inputs: dict = field(default_factory=dict)
+    tolerance: dict = field(default_factory=lambda: {"max_abs": 1e-4})
+    proof: str = "names"
+    model_names: list = field(default_factory=list)  # inference.yml Global.model_name values
+    path: Path = None
+
+
+def _load_yaml(path):
+    import yaml
+
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh) or {}
+
+
+def _shared_rules():
+    path = MAPPINGS_DIR / RULES_FILE
+    return _load_yaml(path) if path.is_file() else {}
+
+
+def spec_from_dict(data, path=None):
+    shared = _shared_rules()
+    rules = data.get("rules") or {}
+    renames = []
+    for ref in rules.get("use", []):
+        if ref not in shared:
+            raise PtocrError(f"{path}: unknown rule set {ref!r}")
+        renames += [tuple(r) for r in shared[ref]]
+    renames += [tuple(r) for r in rules.get("rename", [])]
+    return ArchSpec(
+        name=data["name"], task=data["task"], architecture=data["Architecture"],
+        aliases=data.get("aliases", []), description=data.get("description", ""),
+        renames=renames, ignore=rules.get("ignore", []), infer=data.get("infer", {}),
+        inputs=data.get("inputs", {}), tolerance=data.get("tolerance", {"max_abs": 1e-4}),
+        proof=data.get("proof", "names"), model_names=data.get("model_names", []), path=path)
+
+
+def list_archs():
+    """All architecture specs shipped in mappings/, by name."""
+    specs = {}
+    for path in sorted(MAPPINGS_DIR.glob("*.yaml")):
+        if path.name != RULES_FILE:
+            spec = spec_from_dict(_load_yaml(path), path)
+            specs[spec.name] = spec
+    return specs
+
+
+def find_arch(name):
+    wanted = name.lower()
+    specs = list_archs()
+    for spec in specs.values():
+        if wanted == spec.name.lower() or wanted in (a.lower() for a in spec.aliases):
+            return spec
+    raise PtocrError(f"unknown architecture {name!r}; `ptocr archs` lists the known ones")
+
+
+def _set_path(cfg, dotted, value):
+    node = cfg
+    keys = dotted.split(".")
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+    node[keys[-1]] = value
+
+
+def _get_path(cfg, dotted):
+    node = cfg
+    for key in dotted.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def resolve_config(spec, weights, architecture=None):
+    """The Architecture config with hyperparameters the config leaves open read from weights.
+
+    ``infer`` entries: ``{present: REGEX}`` (true when a Paddle name matches),
+    ``{shape: NAME, dim: D}`` (a dimension of a named tensor), each with an ``unstructured``
+    value used for program models that carry no structured names.
+    """
+    arch = copy.deepcopy(architecture or spec.architecture)
+    names = _renamed_names(spec, weights) if weights.structured else None
+    for dotted, rule in spec.infer.items():
+        if _get_path(arch, dotted) is not None and architecture is None and "present" not in rule:
+            continue
+        if names is None:
+            if "unstructured" in rule:
+                _set_path(arch, dotted, rule["unstructured"])
+            continue
+        if "present" in rule:
+            pattern = re.compile(rule["present"])
+            _set_path(arch, dotted, any(pattern.search(n) for n in names))
+        elif "shape" in rule:
+            if rule["shape"] in names:
+                _set_path(arch, dotted, int(names[rule["shape"]].shape[rule.get("dim", 0)]))
+    return arch
+
+
+def _rename(name, renames):
+    for pattern, repl in BASE_RENAMES + renames:
+        name = re.sub(pattern, repl, name)
+    return name
+
+
+def _renamed_names(spec, weights):
+    return {_rename(n, spec.renames): a for n, a in weights.tensors.items()}
+
+
+def _torch_targets(model):
+    """name -> (tensor, owning module class) for every parameter and persistent buffer."""
+    owners = {}
+    for mod_name, module in model.named_modules():
+        for t_name, _ in list(module.named_parameters(recurse=False)) + list(
+                module.named_buffers(recurse=False)):
+            full = f"{mod_name}.{t_name}" if mod_name else t_name
+            owners[full] = type(module)
+    state = model.state_dict()
+    return {n: (t, owners.get(n)) for n, t in state.items() if not n.endswith("num_batches_tracked")}
+
+
+def _paddle_unused(model):
+    """Full names of Paddle parameters the torch blocks deliberately do not hold."""
+    out = set()
+    for mod_name, module in model.named_modules():
+        if hasattr(module, "paddle_unused"):
+            prefix = f"{mod_name}." if mod_name else ""
+            out.update(prefix + n for n in module.paddle_unused())
+    return out
+
+
+def to_torch_layout(array, owner, torch_name):
+    """Paddle layout -> torch layout for one tensor (Linear weights are [in, out] in Paddle)."""
+    if owner is nn.Linear and torch_name.endswith("weight") and array.ndim == 2:
+        return array.T
+    return array
+
+
+@dataclass
+class MappingReport:
+    mapped: int = 0
+    ignored: list = field(default_factory=list)
+    method: str = "names"
+
+
+def map_weights(weights, model, spec, example_input=None):
+    """A torch state_dict for ``model`` from ``weights``, or MappingError listing every problem."""
+    targets = _torch_targets(model)
+    if weights.structured:
+        state, report = _map_by_name(weights, targets, model, spec)
+    else:
+        state, report = _map_by_program(weights, targets, model, example_input)
+    for name, tensor in model.state_dict().items():
+        if name.endswith("num_batches_tracked"):
+            state[name] = torch.zeros_like(tensor)
+    return state, report
+
+
+def _map_by_name(weights, targets, model, spec):
+    unused = _paddle_unused(model)
+    ignore = [re.compile(p) for p in spec.ignore]
+    state, report = {}, MappingReport(method="names")
+    unmatched, conflicts = [], []
+    for paddle_name, array in weights.tensors.items():
+        name = _rename(paddle_name, spec.renames)
+        if name in targets and name not in state:
+            tensor, owner = targets[name]
+            array = to_torch_layout(array, owner, name)
+            if tuple(array.shape) != tuple(tensor.shape):
+                conflicts.append(f"{paddle_name} {list(array.shape)} -> {name} "
+                                 f"{list(tensor.shape)}")
+                continue
+            state[name] = torch.from_numpy(np.ascontiguousarray(array))
+        elif name in unused or any(p.search(paddle_name) or p.search(name) for p in ignore):
+            report.ignored.append(paddle_name)
+        else:
+            unmatched.append(paddle_name if name == paddle_name else f"{paddle_name} (as {name})")
+    missing = [n for n in targets if n not in state]
+    _raise_if_problems(unmatched, missing, conflicts)
+    report.mapped = len(state)
+    return state, report
+
+
+def _raise_if_problems(unmatched, missing, conflicts, extra=""):
+    if not (unmatched or missing or conflicts):
+        return
+    parts = []
+    for label, items in (("Paddle tensors with no torch counterpart", unmatched),
+                         ("torch tensors not filled", missing), ("shape conflicts", conflicts)):
+        if items:
+            shown = ", ".join(items[:8]) + (f", ... ({len(items) - 8} more)" if len(items) > 8 else "")
+            parts.append(f"{label} ({len(items)}): {shown}")
+    raise MappingError("weights do not fit the architecture" + extra + " — " + "; ".join(parts))
+
+
+def torch_use_order(model, example_input):
+    """Torch tensor names in the order the forward pass first uses their modules."""
+    order, hooks = [], []
+    seen = set()
+
+    def hook(module, _inputs):
+        if id(module) not in seen:
+            seen.add(id(module))
+            order.append(module)
+
+    names = {}
+    for mod_name, module in model.named_modules():
+        direct = [n for n, _ in module.named_parameters(recurse=False)] + [
+            n for n, _ in module.named_buffers(recurse=False) if n != "num_batches_tracked"]
+        if direct:
+            names[id(module)] = (mod_name, direct)
+            hooks.append(module.register_forward_pre_hook(hook))
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(example_input)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    out = []
+    for module in order:
+        mod_name, direct = names[id(module)]
+        preferred = PADDLE_USE_ORDER.get(type(module))
+        if preferred:
+            direct = [n for n in preferred if n in direct] + [n for n in direct if n not in preferred]
+        out += [(f"{mod_name}.{n}" if mod_name else n, type(module)) for n in direct]
+    return out
+
+
+def _map_by_program(weights, targets, model, example_input):
+    if weights.program is None:
+        raise MappingError("weights carry neither structured names nor a program to align by")
+    if example_input is None:
+        raise MappingError("aligning by program order needs an example input")
+    paddle_order = list(weights.program.first_use().items())
+    torch_order = [(n, owner) for n, owner in torch_use_order(model, example_input) if n in targets]
+    state, report = {}, MappingReport(method="program order")
+    conflicts = []
+    for i, ((pname, (op_type, _slot)), (tname, owner)) in enumerate(zip(paddle_order, torch_order)):
+        array = to_torch_layout(weights.tensors[pname], owner, tname)
+        tensor = targets[tname][0]
+        allowed = OP_TYPES.get(owner)
+        if tuple(array.shape) != tuple(tensor.shape) or (allowed and op_type not in allowed):
+            conflicts.append(f"#{i} {pname} ({op_type}, {list(array.shape)}) -> {tname} "
+                             f"({owner.__name__}, {list(tensor.shape)})")
+            if len(conflicts) >= 3:
+                break  # after the first misalignment everything after it is off too
+            continue
+        state[tname] = torch.from_numpy(np.ascontiguousarray(array))
+    unmatched = [p for p, _ in paddle_order[len(torch_order):]]
+    missing = [t for t, _ in torch_order[len(paddle_order):]] + [
+        t for t in targets if t not in dict(torch_order)]
+    unused_by_program = [n for n in weights.tensors if n not in dict(paddle_order)]
+    _raise_if_problems(unmatched + unused_by_program, missing, conflicts,
+                       extra=" (aligned by program order)")
+    report.mapped = len(state)
+    return state, report

@@ -1,0 +1,1 @@
+from . import pplcnetv3  # noqa: F401

@@ -1,0 +1,1 @@
+from . import det_db_head  # noqa: F401

@@ -1,0 +1,96 @@
+"""Small blocks shared by several architecture families.
+
+Names of submodules follow PaddleOCR's own layers so that Paddle's structured parameter names
+map onto ours with few rules. Activations reproduce Paddle's definitions exactly where they
+differ from torch's defaults (hardsigmoid's slope and offset).
+"""
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+class PaddleHardsigmoid(nn.Module):
+    """Paddle's hardsigmoid: clip(slope * x + offset, 0, 1).
+
+    Paddle's default slope is 1/6 (≈ torch's), but PaddleOCR often passes slope=0.2, which torch's
+    ``nn.Hardsigmoid`` cannot express.
+    """
+
+    def __init__(self, slope=0.1666667, offset=0.5):
+        super().__init__()
+        self.slope = slope
+        self.offset = offset
+
+    def forward(self, x):
+        return torch.clamp(x * self.slope + self.offset, 0.0, 1.0)
+
+    def extra_repr(self):
+        return f"slope={self.slope}, offset={self.offset}"
+
+
+def make_act(name):
+    """An activation module by PaddleOCR's name for it (None or '' gives identity)."""
+    if not name:
+        return nn.Identity()
+    name = name.lower()
+    if name == "relu":
+        return nn.ReLU()
+    if name in ("hardswish", "hard_swish", "hswish"):
+        return nn.Hardswish()
+    if name in ("hardsigmoid", "hard_sigmoid"):
+        return PaddleHardsigmoid()
+    if name == "sigmoid":
+        return nn.Sigmoid()
+    if name == "gelu":
+        return nn.GELU()
+    if name == "swish" or name == "silu":
+        return nn.SiLU()
+    if name == "relu6":
+        return nn.ReLU6()
+    raise ValueError(f"unknown activation {name!r}")
+
+
+def batch_norm(channels, eps=1e-5):
+    # Paddle's BatchNorm momentum 0.9 weighs the running value; torch's momentum weighs the new
+    # batch, so the same training behaviour is torch momentum 0.1.
+    return nn.BatchNorm2d(channels, eps=eps, momentum=0.1)
+
+
+class ConvBNLayer(nn.Module):
+    """conv (no bias) -> batch norm -> optional activation; names ``conv`` and ``bn``."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=None,
+                 groups=1, act=None, dilation=1):
+        super().__init__()
+        if padding is None:
+            padding = (kernel_size - 1) // 2 if isinstance(kernel_size, int) else [
+                (k - 1) // 2 for k in kernel_size]
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding,
+                              dilation=dilation, groups=groups, bias=False)
+        self.bn = batch_norm(out_channels)
+        self.act = make_act(act)
+
+    def forward(self, x):
+        return self.act(self.bn(self.conv(x)))
+
+
+class SEModule(nn.Module):
+    """Squeeze-excitation as PaddleOCR's MobileNetV3 family writes it: pool, 1x1 conv, relu,
+    1x1 conv, hardsigmoid (slope and offset vary by model), multiply."""
+
+    def __init__(self, channels, reduction=4, slope=0.2, offset=0.5):
+        super().__init__()
+        self.avg_pool = nn.AdaptiveAvgPool2d(1)
+        self.conv1 = nn.Conv2d(channels, channels // reduction, 1)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2d(channels // reduction, channels, 1)
+        self.hardsigmoid = PaddleHardsigmoid(slope, offset)
+
+    def forward(self, x):
+        return x * self.hardsigmoid(self.conv2(self.relu(self.conv1(self.avg_pool(x)))))
+
+
+def upsample_nearest(x, scale):
+    """Paddle's F.upsample(mode='nearest', scale_factor=s) for integer s: each pixel repeated."""
+    return F.interpolate(x, scale_factor=scale, mode="nearest")

@@ -1,0 +1,1 @@
+from . import db_fpn  # noqa: F401
