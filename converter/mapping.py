@@ -311,3 +311,29 @@ def _map_by_program(weights, targets, model, example_input):
                        extra=" (aligned by program order)")
     report.mapped = len(state)
     return state, report
+
+
+def match_archs(weights):
+    """Names of the architectures these weights convert to without a mapping error.
+
+    A model name in the export's inference.yml is taken at its word when a table claims it.
+    """
+    from ..models import build
+
+    yml = weights.inference_yml or {}
+    model_name = (yml.get("Global") or {}).get("model_name")
+    specs = list_archs()
+    if model_name:
+        named = [s.name for s in specs.values() if model_name in s.model_names]
+        if named:
+            return named
+    matches = []
+    for spec in specs.values():
+        try:
+            model = build(resolve_config(spec, weights))
+            example = torch.zeros([1] + list((spec.inputs.get("shapes") or [[1, 3, 64, 64]])[0][1:]))
+            map_weights(weights, model, spec, example)
+        except Exception:
+            continue
+        matches.append(spec.name)
+    return matches

@@ -1,0 +1,199 @@
+"""The ``ptocr`` command line: convert, verify, inspect, archs (and ocr, zoo)."""
+
+import json
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from .errors import PtocrError
+
+
+class _Group(click.Group):
+    """Turns ptocr's own errors into one line and an exit code; tracebacks only with --debug."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except PtocrError as exc:
+            _fail(ctx, str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            _fail(ctx, "interrupted", 130)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:  # a bug of ours: still one line unless --debug
+            _fail(ctx, f"internal error: {type(exc).__name__}: {exc}", 1)
+
+
+def _fail(ctx, message, code):
+    if ctx.obj and ctx.obj.get("debug"):
+        traceback.print_exc()
+    click.echo(f"error: {message}", err=True)
+    ctx.exit(code)
+
+
+def _debug_option(f):
+    def callback(ctx, _param, value):
+        if value:
+            ctx.ensure_object(dict)["debug"] = True
+        return value
+
+    return click.option("--debug", is_flag=True, expose_value=False, callback=callback,
+                        is_eager=True, help="Show tracebacks.")(f)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="ptocr")
+@_debug_option
+@click.pass_context
+def main(ctx):
+    """ptocr: PaddleOCR models in PyTorch, proven equal to Paddle."""
+    ctx.ensure_object(dict)
+
+
+@main.command()
+@click.option("--arch", required=True, help="Architecture name (see `ptocr archs`).")
+@click.option("--paddle-dir", required=True, help="Directory or file prefix of Paddle weights.")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+              help="Output checkpoint (.pth or .safetensors).")
+@click.option("--config", "config_path", type=click.Path(), help="PaddleOCR training yml "
+              "whose Architecture replaces the table's.")
+@click.option("--submodel", help="Sub-model of a distillation checkpoint (default Student).")
+@click.option("--format", "fmt", type=click.Choice(["pth", "safetensors"]),
+              help="Output format (default: from the --out suffix, else pth).")
+@click.option("--no-verify", is_flag=True, help="Skip the parity check against Paddle.")
+@click.option("--require-verify", is_flag=True, help="Fail when parity cannot be checked.")
+@click.option("--force", is_flag=True, help="Write the output even when parity fails.")
+@click.option("--reference", type=click.Path(), help="Inference export of the same weights to "
+              "verify a training checkpoint against.")
+@click.option("--report", type=click.Path(dir_okay=False), help="Write the parity report JSON.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@_debug_option
+def convert(arch, paddle_dir, out, config_path, submodel, fmt, no_verify, require_verify,
+            force, reference, report, overwrite):
+    """Convert Paddle weights to a PyTorch checkpoint, verified against Paddle."""
+    from .. import __version__
+    from . import checkpoint
+    from .convert import convert as run_convert
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise PtocrError(f"{out}: already exists (pass --overwrite to replace it)")
+    conv = run_convert(paddle_dir, arch, config_path, submodel)
+    click.echo(f"converted {conv.spec.name} from {conv.weights.format} "
+               f"({conv.report.mapped} tensors by {conv.report.method}"
+               + (f", {len(conv.report.ignored)} training-only ignored" if conv.report.ignored
+                  else "") + ")", err=True)
+    parity = _parity(conv, no_verify, require_verify, force, reference, submodel, report)
+    meta = {
+        "arch": conv.spec.name, "config": conv.config, "source": conv.weights.sources(),
+        "ptocr_version": __version__, "parity": parity,
+        "extra": {"task": conv.spec.task, "submodel": conv.weights.submodel},
+    }
+    checkpoint.save(out, conv.model.state_dict(), meta, fmt, overwrite)
+    click.echo(f"wrote {out}")
+
+
+def _parity(conv, no_verify, require_verify, force, reference, submodel, report_path):
+    """Run the verifier as convert's gate; returns the checkpoint's parity record."""
+    from . import formats
+    from .verify import format_table, paddle_available, summary, verify
+
+    if no_verify:
+        if require_verify:
+            raise PtocrError("--no-verify and --require-verify contradict each other")
+        return {"verified": False, "reason": "--no-verify"}
+    reference_weights = conv.weights
+    if reference:
+        reference_weights = formats.read(reference)
+    reason = None
+    if reference_weights.program is None:
+        reason = "training checkpoint without --reference inference export"
+    elif not paddle_available():
+        reason = "paddle is not installed"
+    if reason:
+        if require_verify:
+            raise PtocrError(f"parity cannot be verified: {reason}")
+        click.echo(f"warning: parity NOT verified ({reason})", err=True)
+        return {"verified": False, "reason": reason}
+    report = verify(reference_weights, conv.model, conv.spec)
+    click.echo(format_table(report))
+    if report_path:
+        _write_json(report_path, report)
+    if not report["passed"] and not force:
+        from .errors import ParityError
+
+        raise ParityError(f"parity failed, output not written: {summary(report)}")
+    return {"verified": True, "passed": report["passed"], "summary": summary(report),
+            "max_abs": max((r.get("max_abs", float("inf")) for r in report["results"]),
+                           default=None), "versions": report["versions"]}
+
+
+def _write_json(path, data):
+    from .checkpoint import write_bytes_atomic
+
+    write_bytes_atomic(path, json.dumps(data, indent=2, ensure_ascii=False).encode("utf-8"))
+
+
+@main.command()
+@click.option("--paddle-dir", required=True, help="Paddle inference model to check against.")
+@click.option("--torch", "torch_path", required=True, type=click.Path(),
+              help="ptocr checkpoint to check.")
+@click.option("--report", type=click.Path(dir_okay=False), help="Write the report JSON.")
+@_debug_option
+def verify(paddle_dir, torch_path, report):
+    """Check an existing checkpoint against the Paddle model (exit 0 pass, 1 fail)."""
+    from . import formats
+    from .checkpoint import load_model
+    from .mapping import find_arch
+    from .verify import format_table, verify as run_verify
+
+    model = load_model(torch_path)
+    spec = find_arch(model.ptocr_meta["arch"])
+    weights = formats.read(paddle_dir)
+    result = run_verify(weights, model, spec)
+    click.echo(format_table(result))
+    if report:
+        _write_json(report, result)
+    sys.exit(0 if result["passed"] else 1)
+
+
+@main.command()
+@click.argument("path")
+@click.option("--all", "show_all", is_flag=True, help="List every tensor.")
+@click.option("-n", "limit", default=20, show_default=True, help="How many tensors to list.")
+@click.option("--submodel", help="Sub-model of a distillation checkpoint.")
+@_debug_option
+def inspect(path, show_all, limit, submodel):
+    """Show the format, tensors and matching architecture of Paddle weights."""
+    from . import formats
+    from .mapping import match_archs
+
+    w = formats.read(path, submodel=submodel)
+    click.echo(f"format: {w.format}" + (f" (sub-model {w.submodel})" if w.submodel else ""))
+    click.echo(f"files: {', '.join(str(f) for f in w.files)}")
+    click.echo(f"tensors: {len(w.tensors)}, {w.total_bytes() / 1e6:.2f} MB, names "
+               + ("structured" if w.structured else "program variables"))
+    items = list(w.tensors.items())
+    for name, arr in items if show_all else items[:limit]:
+        click.echo(f"  {name:60} {str(list(arr.shape)):20} {arr.dtype}")
+    if not show_all and len(items) > limit:
+        click.echo(f"  ... {len(items) - limit} more (--all lists every one)")
+    matches = match_archs(w)
+    click.echo("architecture: " + (", ".join(matches) if matches else "no known match"))
+
+
+@main.command()
+def archs():
+    """List the known architectures and the proof each has."""
+    from .mapping import list_archs
+
+    specs = list_archs()
+    click.echo(f"{'architecture':32} {'task':5} {'proof':18} description")
+    for spec in specs.values():
+        click.echo(f"{spec.name:32} {spec.task:5} {spec.proof:18} {spec.description}")
+
+
+if __name__ == "__main__":
+    main()
