@@ -56,7 +56,7 @@ class ArchSpec:
     infer: dict = field(default_factory=dict)
     inputs: dict = field(default_factory=dict)
     tolerance: dict = field(default_factory=lambda: {"max_abs": 1e-4})
-    proof: str = "names"
+    proof: str = "op-level + names"
     model_names: list = field(default_factory=list)  # inference.yml Global.model_name values
     path: Path = None
 
@@ -87,7 +87,7 @@ def spec_from_dict(data, path=None):
         aliases=data.get("aliases", []), description=data.get("description", ""),
         renames=renames, ignore=rules.get("ignore", []), infer=data.get("infer", {}),
         inputs=data.get("inputs", {}), tolerance=data.get("tolerance", {"max_abs": 1e-4}),
-        proof=data.get("proof", "names"), model_names=data.get("model_names", []), path=path)
+        proof=data.get("proof", "op-level + names"), model_names=data.get("model_names", []), path=path)
 
 
 def list_archs():
