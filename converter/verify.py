@@ -4,6 +4,7 @@ The Paddle side is Paddle Inference running the exported program on CPU, the art
 deploy; no PaddleOCR source is needed. Paddle is imported only here, and only when asked.
 """
 
+import copy
 import importlib.util
 import os
 import time
@@ -126,6 +127,25 @@ def compare(ref, out, task, tolerance):
     return fig
 
 
+def _fails_on_rounding_only(fig, tolerance):
+    """Failed on max_abs alone, with every task-level check agreeing."""
+    if fig["pass"] or "max_abs" not in fig:
+        return False
+    return fig.get("binary_agreement", 1.0) >= tolerance.get("binary_agreement", 0.999) and \
+        fig.get("argmax_equal", True)
+
+
+def _judge_exact(fig, ref, exact, tolerance):
+    """Second opinion for an fp32 difference above tolerance: the float64 evaluation of the
+    torch model is the exact function it defines. When Paddle's fp32 output is within
+    tolerance of that, the two networks agree and the residual is fp32 rounding (on real
+    images Paddle's own fp32 error vs float64 is ~1e-4 on the DB map)."""
+    fig["max_abs_vs_exact"] = float(np.abs(ref.astype(np.float64) - exact).max())
+    if fig["max_abs_vs_exact"] <= tolerance.get("max_abs", 1e-4):
+        fig["pass"] = True
+        fig["passed_by"] = "exact (float64) torch evaluation"
+
+
 def verify(weights, model, spec, images=True):
     """Run both sides on every input; returns the report dict (report['passed'])."""
     if weights.program is None:
@@ -137,6 +157,7 @@ def verify(weights, model, spec, images=True):
     paddle_prog = PaddleProgram(weights)
     model.eval()
     rows = []
+    exact_model = None
     for label, x in make_inputs(spec, images):
         ref_outs = paddle_prog(x)
         outs = torch_outputs(model, x)
@@ -144,9 +165,14 @@ def verify(weights, model, spec, images=True):
             rows.append({"input": label, "output": 0, "pass": False,
                          "error": f"Paddle returns {len(ref_outs)} outputs, torch {len(outs)}"})
             continue
-        for i, (ref, out) in enumerate(zip(ref_outs, outs)):
-            rows.append({"input": label, "input_shape": list(x.shape), "output": i,
-                         **compare(ref, out, spec.task, spec.tolerance)})
+        figures = [compare(ref, out, spec.task, spec.tolerance) for ref, out in zip(ref_outs, outs)]
+        if any(_fails_on_rounding_only(f, spec.tolerance) for f in figures):
+            exact_model = exact_model or copy.deepcopy(model).double()
+            exact = torch_outputs(exact_model, x.astype(np.float64))
+            for fig, ref, ex in zip(figures, ref_outs, exact):
+                _judge_exact(fig, ref, ex, spec.tolerance)
+        for i, fig in enumerate(figures):
+            rows.append({"input": label, "input_shape": list(x.shape), "output": i, **fig})
     report = {
         "arch": spec.name,
         "passed": all(r["pass"] for r in rows) and bool(rows),
@@ -164,7 +190,7 @@ def verify(weights, model, spec, images=True):
 def versions():
     import ptocr
 
-    out = {"torch": torch.__version__, "ptocr": ptocr.__version__}
+    out = {"torch": str(torch.__version__), "ptocr": ptocr.__version__}
     try:
         from importlib.metadata import version
 
@@ -195,9 +221,12 @@ def format_table(report):
             continue
         task = r.get("binary_agreement", r.get("argmax_equal", ""))
         task = f"{task:.5f}" if isinstance(task, float) else str(task)
+        result = "ok" if r["pass"] else "FAIL"
+        if "max_abs_vs_exact" in r:
+            result += f" (vs float64 torch: {r['max_abs_vs_exact']:.3g})"
         lines.append(f"{r['input'][:34]:34} {r['output']:>3} {r['max_abs']:10.3g} "
                      f"{r['mean_abs']:10.3g} {r['max_rel']:10.3g} {r['cosine']:10.6f} "
-                     f"{task:>9}  {'ok' if r['pass'] else 'FAIL'}")
+                     f"{task:>9}  {result}")
     div = report.get("first_divergence")
     if div:
         lines.append(f"first diverging module: {div['module']} ({div['type']}), paddle var "
@@ -243,9 +272,15 @@ def localise(weights, model, spec, x):
     captured = {}
     hooks = []
     modules = dict(model.named_modules())
+
+    def capture(name):
+        def hook(_module, _inputs, output):
+            captured.setdefault(name, output.detach().numpy())  # returns None: output kept
+
+        return hook
+
     for mod_name in fetch:
-        hooks.append(modules[mod_name].register_forward_hook(
-            lambda m, i, o, n=mod_name: captured.setdefault(n, o.detach().numpy())))
+        hooks.append(modules[mod_name].register_forward_hook(capture(mod_name)))
     try:
         torch_outputs(model, x)
     finally:
