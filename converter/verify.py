@@ -302,17 +302,19 @@ def localise(weights, model, spec, x):
 
 
 def _run_static(weights, x, fetch_names):
-    os.environ["FLAGS_enable_pir_api"] = "0"
-    import paddle
+    """Intermediate variables of the 2.x program for input x (see static_fetch)."""
+    import subprocess
+    import sys
+    import tempfile
 
-    paddle.enable_static()
-    try:
-        exe = paddle.static.Executor(paddle.CPUPlace())
-        prefix = str(weights.files[0])[: -len(".pdmodel")]
-        prog, feeds, _ = paddle.static.load_inference_model(prefix, exe)
-        block = prog.global_block()
-        targets = [block.var(n) for n in fetch_names]
-        values = exe.run(prog, feed={feeds[0]: x}, fetch_list=targets)
-        return dict(zip(fetch_names, values))
-    finally:
-        paddle.disable_static()
+    prefix = str(weights.files[0])[: -len(".pdmodel")]
+    with tempfile.TemporaryDirectory(prefix="ptocr-localise-") as tmp:
+        np.save(f"{tmp}/x.npy", x)
+        res = subprocess.run([sys.executable, "-m", "ptocr.converter.static_fetch", prefix,
+                              f"{tmp}/x.npy", f"{tmp}/out.npz", *fetch_names],
+                             capture_output=True, text=True)
+        if res.returncode != 0:
+            tail = (res.stderr.strip().splitlines() or ["no output"])[-1]
+            raise PtocrError(f"could not run the Paddle program to localise: {tail}")
+        with np.load(f"{tmp}/out.npz") as data:
+            return {n: data[f"v{i}"] for i, n in enumerate(fetch_names)}
