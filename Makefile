@@ -30,7 +30,8 @@ test: weights
 	$(BIN)/python -m pytest -q -p no:randomly tests
 
 bench: weights
-	$(BIN)/python scripts/bench.py
+	$(BIN)/python scripts/bench_convert.py
+	$(BIN)/python scripts/bench_verify.py
 
 clean:
 	rm -rf build
