@@ -53,7 +53,8 @@ def main(ctx):
 
 
 @main.command()
-@click.option("--arch", required=True, help="Architecture name (see `ptocr archs`).")
+@click.option("--arch", required=True,
+              help="Architecture name (see `ptocr archs`), or auto to detect it.")
 @click.option("--paddle-dir", required=True, help="Directory or file prefix of Paddle weights.")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
               help="Output checkpoint (.pth or .safetensors).")
@@ -180,7 +181,7 @@ def inspect(path, show_all, limit, submodel):
         click.echo(f"  {name:60} {str(list(arr.shape)):20} {arr.dtype}")
     if not show_all and len(items) > limit:
         click.echo(f"  ... {len(items) - limit} more (--all lists every one)")
-    matches = match_archs(w)
+    matches = list(match_archs(w))
     click.echo("architecture: " + (", ".join(matches) if matches else "no known match"))
 
 

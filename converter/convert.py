@@ -6,7 +6,7 @@ import torch
 
 from . import formats
 from .errors import MappingError, PtocrError
-from .mapping import find_arch, map_weights, resolve_config, spec_from_dict
+from .mapping import find_arch, map_weights, match_archs, resolve_config
 
 
 @dataclass
@@ -37,6 +37,21 @@ def load_user_config(path):
     return arch
 
 
+def detect_arch(weights):
+    """The architecture these weights fit (``--arch auto``), or an error naming the
+    candidates. Tables that fit with the very same network (PP-OCRv4 and v5 mobile det
+    share one) are one answer: the first is taken."""
+    matches = match_archs(weights)
+    if not matches:
+        raise PtocrError("--arch auto: no known architecture fits these weights; "
+                         "`ptocr archs` lists them")
+    configs = list(matches.values())
+    if any(c != configs[0] for c in configs[1:]):
+        raise PtocrError(f"--arch auto: several architectures fit ({', '.join(matches)}); "
+                         "pass one with --arch")
+    return find_arch(next(iter(matches)))
+
+
 def example_input(spec, batch=1):
     shapes = spec.inputs.get("shapes") or [[1, 3, 64, 64]]
     shape = list(shapes[0])
@@ -47,7 +62,7 @@ def example_input(spec, batch=1):
 def convert(paddle_path, arch=None, config_path=None, submodel=None, weights=None, spec=None):
     """Read, build, map and load; raises PtocrError subclasses with a one-line message."""
     weights = weights or formats.read(paddle_path, submodel=submodel)
-    spec = spec or find_arch(arch)
+    spec = spec or (detect_arch(weights) if arch.lower() == "auto" else find_arch(arch))
     user_arch = load_user_config(config_path) if config_path else None
     config = resolve_config(spec, weights, user_arch)
     from ..models import build

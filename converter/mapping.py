@@ -314,26 +314,28 @@ def _map_by_program(weights, targets, model, example_input):
 
 
 def match_archs(weights):
-    """Names of the architectures these weights convert to without a mapping error.
-
-    A model name in the export's inference.yml is taken at its word when a table claims it.
-    """
+    """{name: resolved Architecture config} of the tables these weights convert to without a
+    mapping error. A model name in the export's inference.yml is taken at its word when a
+    table claims it."""
     from ..models import build
 
     yml = weights.inference_yml or {}
     model_name = (yml.get("Global") or {}).get("model_name")
     specs = list_archs()
     if model_name:
-        named = [s.name for s in specs.values() if model_name in s.model_names]
+        named = {s.name: resolve_config(s, weights) for s in specs.values()
+                 if model_name in s.model_names}
         if named:
             return named
-    matches = []
+    matches = {}
     for spec in specs.values():
         try:
-            model = build(resolve_config(spec, weights))
-            example = torch.zeros([1] + list((spec.inputs.get("shapes") or [[1, 3, 64, 64]])[0][1:]))
-            map_weights(weights, model, spec, example)
-        except Exception:
-            continue
-        matches.append(spec.name)
+            config = resolve_config(spec, weights)
+            model = build(config)
+            shape = (spec.inputs.get("shapes") or [[1, 3, 64, 64]])[0]
+            map_weights(weights, model, spec, torch.zeros([1] + list(shape[1:])))
+        except (PtocrError, KeyError, TypeError, ValueError, RuntimeError,
+                NotImplementedError):
+            continue  # does not fit this table
+        matches[spec.name] = config
     return matches

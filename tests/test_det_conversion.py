@@ -129,3 +129,15 @@ def test_inspect_and_archs(models, cli):
 def test_python_m_ptocr_entry(cli):
     res = cli("--help")
     assert res.returncode == 0 and "convert" in res.stdout
+
+
+def test_arch_auto_picks_from_weights_and_inference_yml(models, tmp_path, cli):
+    res = cli("convert", "--arch", "auto", "--paddle-dir", models(ARCH), "--out",
+              tmp_path / "a.pth", "--no-verify")
+    assert res.returncode == 0, res.stderr
+    # v4 and v5 mobile det share one network; the first table that fits names it
+    assert ptocr.load(tmp_path / "a.pth").ptocr_meta["arch"] == ARCH
+    res = cli("convert", "--arch", "auto", "--paddle-dir", models("PP-OCRv5_mobile_det"),
+              "--out", tmp_path / "b.pth", "--no-verify")
+    assert res.returncode == 0, res.stderr  # inference.yml names the model
+    assert ptocr.load(tmp_path / "b.pth").ptocr_meta["arch"] == "PP-OCRv5_mobile_det"
