@@ -203,7 +203,7 @@ def map_weights(weights, model, spec, example_input=None):
     if weights.structured:
         state, report = _map_by_name(weights, targets, model, spec)
     else:
-        state, report = _map_by_program(weights, targets, model, example_input)
+        state, report = _map_by_program(weights, targets, model, spec, example_input)
     for name, tensor in model.state_dict().items():
         if name.endswith("num_batches_tracked"):
             state[name] = torch.zeros_like(tensor)
@@ -230,12 +230,12 @@ def _map_by_name(weights, targets, model, spec):
         else:
             unmatched.append(paddle_name if name == paddle_name else f"{paddle_name} (as {name})")
     missing = [n for n in targets if n not in state]
-    _raise_if_problems(unmatched, missing, conflicts)
+    _raise_if_problems(unmatched, missing, conflicts, spec.name)
     report.mapped = len(state)
     return state, report
 
 
-def _raise_if_problems(unmatched, missing, conflicts, extra=""):
+def _raise_if_problems(unmatched, missing, conflicts, arch, extra=""):
     if not (unmatched or missing or conflicts):
         return
     parts = []
@@ -244,7 +244,8 @@ def _raise_if_problems(unmatched, missing, conflicts, extra=""):
         if items:
             shown = ", ".join(items[:8]) + (f", ... ({len(items) - 8} more)" if len(items) > 8 else "")
             parts.append(f"{label} ({len(items)}): {shown}")
-    raise MappingError("weights do not fit the architecture" + extra + " — " + "; ".join(parts))
+    raise MappingError(f"weights do not fit {arch}{extra} (`ptocr inspect` names the "
+                       "architecture they match) — " + "; ".join(parts))
 
 
 def torch_use_order(model, example_input):
@@ -283,7 +284,7 @@ def torch_use_order(model, example_input):
     return out
 
 
-def _map_by_program(weights, targets, model, example_input):
+def _map_by_program(weights, targets, model, spec, example_input):
     if weights.program is None:
         raise MappingError("weights carry neither structured names nor a program to align by")
     if example_input is None:
@@ -307,7 +308,7 @@ def _map_by_program(weights, targets, model, example_input):
     missing = [t for t, _ in torch_order[len(paddle_order):]] + [
         t for t in targets if t not in dict(torch_order)]
     unused_by_program = [n for n in weights.tensors if n not in dict(paddle_order)]
-    _raise_if_problems(unmatched + unused_by_program, missing, conflicts,
+    _raise_if_problems(unmatched + unused_by_program, missing, conflicts, spec.name,
                        extra=" (aligned by program order)")
     report.mapped = len(state)
     return state, report

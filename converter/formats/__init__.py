@@ -85,6 +85,8 @@ def locate(path):
     files = sorted(prefix.parent.glob(prefix.name + ".*"))
     found = _by_prefix([f for f in files if f.with_suffix("") == prefix
                         or f.name.startswith(prefix.name + ".pdiparams")])
+    if not found and not files:
+        raise FormatError(f"{path}: no such file or directory")
     if not found:
         raise FormatError(f"{path}: no Paddle weights found with this prefix")
     return found
