@@ -131,7 +131,7 @@ def resolve_config(spec, weights, architecture=None):
 
     ``infer`` entries: ``{present: REGEX}`` (true when a Paddle name matches),
     ``{shape: NAME, dim: D}`` (a dimension of a named tensor), each with an ``unstructured``
-    value used for program models that carry no structured names.
+    value used for program models that carry no structured names (see _unstructured_value).
     """
     arch = copy.deepcopy(architecture or spec.architecture)
     names = _renamed_names(spec, weights) if weights.structured else None
@@ -140,7 +140,7 @@ def resolve_config(spec, weights, architecture=None):
             continue
         if names is None:
             if "unstructured" in rule:
-                _set_path(arch, dotted, rule["unstructured"])
+                _set_path(arch, dotted, _unstructured_value(rule["unstructured"], weights))
             continue
         if "present" in rule:
             pattern = re.compile(rule["present"])
@@ -149,6 +149,18 @@ def resolve_config(spec, weights, architecture=None):
             if rule["shape"] in names:
                 _set_path(arch, dotted, int(names[rule["shape"]].shape[rule.get("dim", 0)]))
     return arch
+
+
+def _unstructured_value(rule, weights):
+    """A hyperparameter for weights without structured names: a literal, or
+    ``{last_param_dim: D}``, dimension D of the parameter the program uses last (the
+    classifier of rec/cls heads)."""
+    if isinstance(rule, dict) and "last_param_dim" in rule:
+        if weights.program is None:
+            raise MappingError("cannot read the class count: no program")
+        last = list(weights.program.first_use())[-1]
+        return int(weights.tensors[last].shape[rule["last_param_dim"]])
+    return rule
 
 
 def _rename(name, renames):

@@ -1,0 +1,172 @@
+"""Sequence encoders after PaddleOCR's necks/rnn.py: SequenceEncoder with the reshape, fc,
+rnn (2-layer BiLSTM) and svtr (SVTR global-attention block) encoders."""
+
+import torch
+from torch import nn
+
+from ..layers import make_act
+from ..registry import register
+
+
+class Im2Seq(nn.Module):
+    """N×C×1×W feature map -> N×W×C sequence."""
+
+    def __init__(self, in_channels, **_):
+        super().__init__()
+        self.out_channels = in_channels
+
+    def forward(self, x):
+        assert x.shape[2] == 1, f"expected height 1, got {x.shape[2]}"
+        return x.squeeze(2).permute(0, 2, 1)
+
+
+class EncoderWithRNN(nn.Module):
+    def __init__(self, in_channels, hidden_size):
+        super().__init__()
+        self.out_channels = hidden_size * 2
+        self.lstm = nn.LSTM(in_channels, hidden_size, num_layers=2, bidirectional=True,
+                            batch_first=True)
+
+    def paddle_unused(self):
+        # paddle.nn.LSTM's state_dict lists every weight twice: flat (weight_ih_l0, as torch
+        # names it) and per cell (0.cell_fw.weight_ih); the second set aliases the first.
+        return [f"lstm.{layer}.cell_{d}.{p}" for layer in range(2) for d in ("fw", "bw")
+                for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+
+    def forward(self, x):
+        return self.lstm(x)[0]
+
+
+class EncoderWithFC(nn.Module):
+    def __init__(self, in_channels, hidden_size):
+        super().__init__()
+        self.out_channels = hidden_size
+        self.fc = nn.Linear(in_channels, hidden_size)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+class SVTRConvBN(nn.Module):
+    """conv (no bias) -> BN -> activation, with SVTR's names (conv, norm)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size=3, padding=0, act="swish"):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding,
+                              bias=False)
+        self.norm = nn.BatchNorm2d(out_channels)
+        self.act = make_act(act)
+
+    def forward(self, x):
+        return self.act(self.norm(self.conv(x)))
+
+
+class Attention(nn.Module):
+    """Global multi-head self-attention of SVTR (one qkv projection, heads split after)."""
+
+    def __init__(self, dim, num_heads=8, qkv_bias=False, qk_scale=None):
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.scale = qk_scale or self.head_dim ** -0.5
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        n, t, c = x.shape
+        qkv = self.qkv(x).reshape(n, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0] * self.scale, qkv[1], qkv[2]
+        attn = torch.softmax(q @ k.transpose(-2, -1), dim=-1)
+        return self.proj((attn @ v).transpose(1, 2).reshape(n, t, c))
+
+
+class Mlp(nn.Module):
+    def __init__(self, in_features, hidden_features, act="gelu"):
+        super().__init__()
+        self.fc1 = nn.Linear(in_features, hidden_features)
+        self.act = make_act(act)
+        self.fc2 = nn.Linear(hidden_features, in_features)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """SVTR transformer block (global mixer), pre- or post-norm as PaddleOCR configures it."""
+
+    def __init__(self, dim, num_heads, mlp_ratio=4.0, qkv_bias=False, qk_scale=None,
+                 act="gelu", epsilon=1e-6, prenorm=True):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=epsilon)
+        self.mixer = Attention(dim, num_heads, qkv_bias, qk_scale)
+        self.norm2 = nn.LayerNorm(dim, eps=epsilon)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act)
+        self.prenorm = prenorm
+
+    def forward(self, x):
+        if self.prenorm:
+            x = self.norm1(x + self.mixer(x))
+            return self.norm2(x + self.mlp(x))
+        x = x + self.mixer(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class EncoderWithSVTR(nn.Module):
+    def __init__(self, in_channels, dims=64, depth=2, hidden_dims=120, use_guide=False,
+                 num_heads=8, qkv_bias=True, mlp_ratio=2.0, kernel_size=(3, 3), qk_scale=None,
+                 **_):
+        super().__init__()
+        pad = [kernel_size[0] // 2, kernel_size[1] // 2]
+        self.conv1 = SVTRConvBN(in_channels, in_channels // 8, kernel_size, pad)
+        self.conv2 = SVTRConvBN(in_channels // 8, hidden_dims, 1)
+        self.svtr_block = nn.ModuleList(
+            Block(hidden_dims, num_heads, mlp_ratio, qkv_bias, qk_scale, act="swish",
+                  epsilon=1e-5, prenorm=False) for _ in range(depth))
+        self.norm = nn.LayerNorm(hidden_dims, eps=1e-6)
+        self.conv3 = SVTRConvBN(hidden_dims, in_channels, 1)
+        self.conv4 = SVTRConvBN(2 * in_channels, in_channels // 8, kernel_size, pad)
+        self.conv1x1 = SVTRConvBN(in_channels // 8, dims, 1)
+        self.out_channels = dims
+        # use_guide only stops gradients into the backbone during training
+        self.use_guide = use_guide
+
+    def forward(self, x):
+        h = x
+        z = x.detach() if self.use_guide else x
+        z = self.conv2(self.conv1(z))
+        n, c, hh, ww = z.shape
+        z = z.flatten(2).transpose(1, 2)
+        for blk in self.svtr_block:
+            z = blk(z)
+        z = self.norm(z).reshape(n, hh, ww, c).permute(0, 3, 1, 2)
+        z = torch.cat([h, self.conv3(z)], dim=1)
+        return self.conv1x1(self.conv4(z))
+
+
+ENCODERS = {"fc": EncoderWithFC, "rnn": EncoderWithRNN, "svtr": EncoderWithSVTR}
+
+
+@register("Neck")
+class SequenceEncoder(nn.Module):
+    def __init__(self, in_channels, encoder_type, hidden_size=48, **kwargs):
+        super().__init__()
+        self.encoder_reshape = Im2Seq(in_channels)
+        self.encoder_type = encoder_type
+        if encoder_type == "reshape":
+            self.encoder = None
+            self.out_channels = in_channels
+            return
+        if encoder_type not in ENCODERS:
+            raise ValueError(f"unsupported SequenceEncoder type {encoder_type!r} "
+                             f"(supported: reshape, {', '.join(ENCODERS)})")
+        if encoder_type == "svtr":
+            self.encoder = EncoderWithSVTR(in_channels, **kwargs)
+        else:
+            self.encoder = ENCODERS[encoder_type](in_channels, hidden_size)
+        self.out_channels = self.encoder.out_channels
+
+    def forward(self, x):
+        if self.encoder_type == "svtr":  # svtr works on the 2-D map, then flattens
+            return self.encoder_reshape(self.encoder(x))
+        x = self.encoder_reshape(x)
+        return x if self.encoder is None else self.encoder(x)
