@@ -70,18 +70,26 @@ def main(ctx):
               "verify a training checkpoint against.")
 @click.option("--report", type=click.Path(dir_okay=False), help="Write the parity report JSON.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@click.option("--rec-dict", type=click.Path(), help="Character dictionary of a recogniser "
+              "(default: the export's inference.yml, else the table's standard one).")
+@click.option("--use-space-char/--no-use-space-char", default=None,
+              help="Whether the recogniser's classes end with a space (default: from the "
+              "class count).")
 @_debug_option
 def convert(arch, paddle_dir, out, config_path, submodel, fmt, no_verify, require_verify,
-            force, reference, report, overwrite):
+            force, reference, report, overwrite, rec_dict, use_space_char):
     """Convert Paddle weights to a PyTorch checkpoint, verified against Paddle."""
     from .. import __version__
     from . import checkpoint
+    from . import dictionary
     from .convert import convert as run_convert
 
     out = Path(out)
     if out.exists() and not overwrite:
         raise PtocrError(f"{out}: already exists (pass --overwrite to replace it)")
     conv = run_convert(paddle_dir, arch, config_path, submodel)
+    chars = dictionary.resolve(conv.spec, conv.weights, getattr(conv.model.head, "out_channels",
+                                                                None), rec_dict, use_space_char)
     click.echo(f"converted {conv.spec.name} from {conv.weights.format} "
                f"({conv.report.mapped} tensors by {conv.report.method}"
                + (f", {len(conv.report.ignored)} training-only ignored" if conv.report.ignored
@@ -90,7 +98,7 @@ def convert(arch, paddle_dir, out, config_path, submodel, fmt, no_verify, requir
     meta = {
         "arch": conv.spec.name, "config": conv.config, "source": conv.weights.sources(),
         "ptocr_version": __version__, "parity": parity,
-        "extra": {"task": conv.spec.task, "submodel": conv.weights.submodel},
+        "extra": {"task": conv.spec.task, "submodel": conv.weights.submodel, **(chars or {})},
     }
     checkpoint.save(out, conv.model.state_dict(), meta, fmt, overwrite)
     click.echo(f"wrote {out}")

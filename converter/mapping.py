@@ -58,6 +58,8 @@ class ArchSpec:
     tolerance: dict = field(default_factory=lambda: {"max_abs": 1e-4})
     proof: str = "op-level + names"
     model_names: list = field(default_factory=list)  # inference.yml Global.model_name values
+    dictionary: str = None  # rec: standard dictionary file (dicts/) or inference.yml
+    use_space_char: bool = False
     path: Path = None
 
 
@@ -87,7 +89,8 @@ def spec_from_dict(data, path=None):
         aliases=data.get("aliases", []), description=data.get("description", ""),
         renames=renames, ignore=rules.get("ignore", []), infer=data.get("infer", {}),
         inputs=data.get("inputs", {}), tolerance=data.get("tolerance", {"max_abs": 1e-4}),
-        proof=data.get("proof", "op-level + names"), model_names=data.get("model_names", []), path=path)
+        proof=data.get("proof", "op-level + names"), model_names=data.get("model_names", []),
+        dictionary=data.get("dict"), use_space_char=data.get("use_space_char", False), path=path)
 
 
 def list_archs():

@@ -1,0 +1,61 @@
+"""Character dictionaries of CTC recognisers, carried inside the checkpoint.
+
+PaddleOCR's CTC label list is ["blank"] + dictionary lines (+ " " when use_space_char), so a
+recogniser with N classes needs a dictionary of N-1 or N-2 lines; anything else is refused.
+"""
+
+from pathlib import Path
+
+from .errors import PtocrError
+
+SHIPPED = Path(__file__).resolve().parent.parent / "dicts"
+
+
+def read_dict_file(path):
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PtocrError(f"{path}: cannot read dictionary ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise PtocrError(f"{path}: dictionary is not UTF-8 text") from None
+    return [line.rstrip("\r\n") for line in text.splitlines()]
+
+
+def resolve(spec, weights, n_classes, rec_dict=None, use_space_char=None):
+    """{character_dict, use_space_char, dict_source} for a CTC recogniser, or None.
+
+    Sources, first found: --rec-dict FILE; the export's inference.yml
+    (PostProcess.character_dict); the dictionary file the table names, beside the weights or
+    shipped with ptocr.
+    """
+    if spec.task != "rec":
+        if rec_dict:
+            raise PtocrError(f"--rec-dict applies to recognisers; {spec.name} is {spec.task}")
+        return None
+    post = ((weights.inference_yml or {}).get("PostProcess") or {}) if weights else {}
+    if rec_dict:
+        chars, source = read_dict_file(rec_dict), str(rec_dict)
+    elif isinstance(post.get("character_dict"), list):
+        chars, source = [str(c) for c in post["character_dict"]], "inference.yml"
+        if use_space_char is None and "use_space_char" in post:
+            use_space_char = bool(post["use_space_char"])
+    elif spec.dictionary:
+        beside = [Path(f).parent / spec.dictionary for f in (weights.files if weights else [])]
+        found = [p for p in beside + [SHIPPED / spec.dictionary] if p.is_file()]
+        if not found:
+            raise PtocrError(f"{spec.name}: dictionary {spec.dictionary} not found; "
+                             "pass --rec-dict FILE")
+        chars, source = read_dict_file(found[0]), found[0].name
+    else:
+        raise PtocrError(f"{spec.name}: no character dictionary known; pass --rec-dict FILE")
+    if use_space_char is None:
+        use_space_char = spec.use_space_char if n_classes is None else (
+            n_classes == len(chars) + 2)
+    expected = len(chars) + 1 + int(use_space_char)
+    if n_classes is not None and expected != n_classes:
+        raise PtocrError(
+            f"dictionary {source} has {len(chars)} entries: with blank"
+            f"{' and space' if use_space_char else ''} that is {expected} classes, "
+            f"the model has {n_classes}")
+    return {"character_dict": chars, "use_space_char": bool(use_space_char),
+            "dict_source": source}
