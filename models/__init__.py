@@ -26,7 +26,7 @@ class BaseModel(nn.Module):
                 setattr(self, attr, None)
                 continue
             cfg = dict(cfg)
-            cls = lookup(kind, cfg.pop("name"))
+            cls = lookup(kind, cfg.pop("name"), self.model_type)
             if kind != "Backbone" or "in_channels" not in cfg:
                 cfg["in_channels"] = in_channels
             module = cls(**cfg)
