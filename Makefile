@@ -23,8 +23,10 @@ weights: install
 
 demo: weights
 	mkdir -p $(OUT)
-	$(BIN)/ptocr convert --arch PP-OCRv4_mobile_det --paddle-dir $(CACHE)/models/PP-OCRv4_mobile_det --out $(OUT)/PP-OCRv4_mobile_det.pth --overwrite
-	@echo "demo: converted and verified PP-OCRv4_mobile_det -> $(OUT)/PP-OCRv4_mobile_det.pth"
+	for m in PP-OCRv4_mobile_det PP-OCRv4_mobile_rec ch_ppocr_mobile_v2.0_cls; do \
+	  $(BIN)/ptocr convert --arch $$m --paddle-dir $(CACHE)/models/$$m --out $(OUT)/$$m.pth --overwrite || exit 1; \
+	done
+	@echo "demo: converted and verified PP-OCRv4 mobile det/rec and the v2.0 direction classifier into $(OUT)/"
 
 test: weights
 	$(BIN)/python -m pytest -q -p no:randomly tests
