@@ -72,12 +72,14 @@ def main(ctx):
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @click.option("--rec-dict", type=click.Path(), help="Character dictionary of a recogniser "
               "(default: the export's inference.yml, else the table's standard one).")
+@click.option("--full-head", is_flag=True, help="Keep the training-only NRTR branch of MultiHead "
+              "recognisers (training checkpoints), for fine-tuning.")
 @click.option("--use-space-char/--no-use-space-char", default=None,
               help="Whether the recogniser's classes end with a space (default: from the "
               "class count).")
 @_debug_option
 def convert(arch, paddle_dir, out, config_path, submodel, fmt, no_verify, require_verify,
-            force, reference, report, overwrite, rec_dict, use_space_char):
+            force, reference, report, overwrite, full_head, rec_dict, use_space_char):
     """Convert Paddle weights to a PyTorch checkpoint, verified against Paddle."""
     from .. import __version__
     from . import checkpoint
@@ -87,7 +89,7 @@ def convert(arch, paddle_dir, out, config_path, submodel, fmt, no_verify, requir
     out = Path(out)
     if out.exists() and not overwrite:
         raise PtocrError(f"{out}: already exists (pass --overwrite to replace it)")
-    conv = run_convert(paddle_dir, arch, config_path, submodel)
+    conv = run_convert(paddle_dir, arch, config_path, submodel, full_head=full_head)
     chars = dictionary.resolve(conv.spec, conv.weights, getattr(conv.model.head, "out_channels",
                                                                 None), rec_dict, use_space_char)
     click.echo(f"converted {conv.spec.name} from {conv.weights.format} "

@@ -59,12 +59,23 @@ def example_input(spec, batch=1):
     return torch.zeros(shape)
 
 
-def convert(paddle_path, arch=None, config_path=None, submodel=None, weights=None, spec=None):
-    """Read, build, map and load; raises PtocrError subclasses with a one-line message."""
+def convert(paddle_path, arch=None, config_path=None, submodel=None, weights=None, spec=None,
+            full_head=False):
+    """Read, build, map and load; raises PtocrError subclasses with a one-line message.
+
+    ``full_head`` keeps the training-only sequence branch of MultiHead recognisers (only
+    training checkpoints carry it)."""
     weights = weights or formats.read(paddle_path, submodel=submodel)
     spec = spec or (detect_arch(weights) if arch.lower() == "auto" else find_arch(arch))
     user_arch = load_user_config(config_path) if config_path else None
     config = resolve_config(spec, weights, user_arch)
+    if full_head:
+        if (config.get("Head") or {}).get("name") != "MultiHead":
+            raise PtocrError(f"--full-head applies to MultiHead recognisers, not {spec.name}")
+        if weights.program is not None:
+            raise PtocrError("--full-head needs a training checkpoint (.pdparams): inference "
+                             "exports do not carry the training-only head")
+        config["Head"]["full_head"] = True
     from ..models import build
 
     try:

@@ -133,7 +133,8 @@ def resolve_config(spec, weights, architecture=None):
     """The Architecture config with hyperparameters the config leaves open read from weights.
 
     ``infer`` entries: ``{present: REGEX}`` (true when a Paddle name matches),
-    ``{shape: NAME, dim: D}`` (a dimension of a named tensor), each with an ``unstructured``
+    ``{shape: NAME, dim: D[, offset: K]}`` (a dimension of a named tensor, plus K), each with an
+    ``unstructured``
     value used for program models that carry no structured names (see _unstructured_value).
     """
     arch = copy.deepcopy(architecture or spec.architecture)
@@ -150,7 +151,8 @@ def resolve_config(spec, weights, architecture=None):
             _set_path(arch, dotted, any(pattern.search(n) for n in names))
         elif "shape" in rule:
             if rule["shape"] in names:
-                _set_path(arch, dotted, int(names[rule["shape"]].shape[rule.get("dim", 0)]))
+                value = int(names[rule["shape"]].shape[rule.get("dim", 0)]) + rule.get("offset", 0)
+                _set_path(arch, dotted, value)
     return arch
 
 
