@@ -137,3 +137,52 @@ def test_softmax_and_sigmoid_heads():
           torch.softmax(torch.from_numpy(x), dim=2), atol=1e-6)
     close(paddle.nn.functional.sigmoid(paddle.to_tensor(x)), torch.sigmoid(torch.from_numpy(x)),
           atol=1e-6)
+
+
+def test_lstm_gate_order_and_bidirectional_layout():
+    """paddle.nn.LSTM and torch.nn.LSTM share parameter names, shapes, gate order (i, f, g,
+    o) and the reverse-direction layout, so weights copy by name unchanged."""
+    ref = paddle.nn.LSTM(6, 5, num_layers=2, direction="bidirectional")
+    ours = nn.LSTM(6, 5, num_layers=2, bidirectional=True, batch_first=True)
+    flat = {k: v for k, v in ref.state_dict().items() if "cell_" not in k}
+    assert set(flat) == set(ours.state_dict())
+    for name, value in flat.items():
+        value.set_value(rand(*value.shape) * 0.3)
+    ours.load_state_dict({k: torch.from_numpy(v.numpy()) for k, v in flat.items()})
+    x = rand(2, 9, 6)
+    out, _ = ref(paddle.to_tensor(x))
+    close(out, ours(torch.from_numpy(x))[0])
+
+
+@pytest.mark.parametrize("align_corners", [True, False])
+def test_grid_sample_bilinear(align_corners):
+    x = rand(1, 3, 6, 10)
+    grid = RNG.uniform(-1.1, 1.1, (1, 4, 7, 2)).astype(np.float32)
+    ref = paddle.nn.functional.grid_sample(paddle.to_tensor(x), paddle.to_tensor(grid),
+                                           mode="bilinear", padding_mode="zeros",
+                                           align_corners=align_corners)
+    ours = torch.nn.functional.grid_sample(torch.from_numpy(x), torch.from_numpy(grid),
+                                           mode="bilinear", padding_mode="zeros",
+                                           align_corners=align_corners)
+    close(ref, ours)
+
+
+@pytest.mark.parametrize("mode,align", [("bilinear", False), ("bilinear", True)])
+def test_bilinear_interpolate_modes(mode, align):
+    x = rand(1, 2, 5, 7)
+    ref = paddle.nn.functional.interpolate(paddle.to_tensor(x), size=[9, 13], mode=mode,
+                                           align_corners=align, align_mode=0)
+    ours = torch.nn.functional.interpolate(torch.from_numpy(x), size=[9, 13], mode=mode,
+                                           align_corners=align)
+    close(ref, ours)
+
+
+def test_bilinear_align_mode_1_differs_from_torch():
+    """Paddle's align_mode=1 (src = dst * scale) has no torch flag; a model using it needs its
+    own sampling, so we pin that the two disagree."""
+    x = rand(1, 1, 4, 4)
+    ref = paddle.nn.functional.interpolate(paddle.to_tensor(x), scale_factor=2, mode="bilinear",
+                                           align_corners=False, align_mode=1).numpy()
+    ours = torch.nn.functional.interpolate(torch.from_numpy(x), scale_factor=2,
+                                           mode="bilinear", align_corners=False).numpy()
+    assert np.abs(ref - ours).max() > 1e-3
