@@ -153,7 +153,11 @@ def _read_pdparams(path, submodel):
 def select_submodel(tensors, submodel, what):
     """Distillation checkpoints prefix each model's names (Student., Teacher., ...)."""
     firsts = {name.split(".", 1)[0] for name in tensors}
-    if firsts & set(TOP_LEVEL) or len(firsts) == len(tensors):
+    # PaddleClas networks (PP-LCNet) name their layers at the top level (conv1., blocks2., fc.):
+    # prefixed only when every name sits under a sub-model that holds a whole network.
+    nested = all(len(p) > 2 and (p[0] in DISTILL_PREFIXES or p[1] in TOP_LEVEL)
+                 for p in (name.split(".", 2) for name in tensors))
+    if firsts & set(TOP_LEVEL) or len(firsts) == len(tensors) or not nested:
         if submodel:
             raise FormatError(f"{what}: not a distillation checkpoint; --submodel {submodel} "
                               "does not apply")
