@@ -49,7 +49,24 @@ def detect_arch(weights):
     if any(c != configs[0] for c in configs[1:]):
         raise PtocrError(f"--arch auto: several architectures fit ({', '.join(matches)}); "
                          "pass one with --arch")
-    return find_arch(next(iter(matches)))
+    specs = [find_arch(name) for name in matches]
+    # recognisers of many languages share one network: prefer the one whose dictionary
+    # fits the class count
+    fitting = [s for s in specs if _dictionary_fits(s, weights, configs[0])]
+    return (fitting or specs)[0]
+
+
+def _dictionary_fits(spec, weights, config):
+    from ..models import build
+    from . import dictionary
+
+    if spec.task != "rec":
+        return False
+    try:
+        dictionary.resolve(spec, weights, getattr(build(config).head, "out_channels", None))
+    except PtocrError:
+        return False
+    return True
 
 
 def example_input(spec, batch=1):

@@ -48,3 +48,11 @@ def test_names_files_exist_for_every_names_only_arch():
     names_only = [s.name for s in list_archs().values() if s.proof != "real weights"]
     missing = [n for n in names_only if not (NAMES_DIR / f"{n}.txt").is_file()]
     assert not missing, f"architectures with neither real weights nor recorded names: {missing}"
+
+
+@pytest.mark.parametrize("arch", ["korean_PP-OCRv3_rec", "en_PP-OCRv3_rec", "ch_PP-OCRv3_rec"])
+def test_arch_auto_tells_languages_apart_by_dictionary(arch):
+    """Multilingual recognisers share one network; the class count picks the language."""
+    from ptocr.converter.convert import detect_arch
+
+    assert detect_arch(synthetic_weights(NAMES_DIR / f"{arch}.txt")).name == arch
