@@ -89,6 +89,11 @@ def convert(arch, paddle_dir, out, config_path, submodel, fmt, no_verify, requir
     out = Path(out)
     if out.exists() and not overwrite:
         raise PtocrError(f"{out}: already exists (pass --overwrite to replace it)")
+    if require_verify and not no_verify:
+        from .verify import paddle_available
+
+        if not paddle_available():  # fail before doing any work
+            raise PtocrError("parity cannot be verified: paddle is not installed")
     conv = run_convert(paddle_dir, arch, config_path, submodel, full_head=full_head)
     chars = dictionary.resolve(conv.spec, conv.weights, getattr(conv.model.head, "out_channels",
                                                                 None), rec_dict, use_space_char)

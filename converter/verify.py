@@ -7,6 +7,7 @@ deploy; no PaddleOCR source is needed. Paddle is imported only here, and only wh
 import copy
 import importlib.util
 import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -20,7 +21,13 @@ DET_THRESH = 0.3  # DB binarisation threshold used for task-level agreement
 
 
 def paddle_available():
-    return importlib.util.find_spec("paddle") is not None
+    """Whether paddle can be imported, without importing it (it is slow to import)."""
+    if "paddle" in sys.modules:  # None there means "blocked", as Python's import treats it
+        return sys.modules["paddle"] is not None
+    try:
+        return importlib.util.find_spec("paddle") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def testdata_dir():
