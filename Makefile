@@ -11,11 +11,15 @@ STAMP  := $(VENV)/.ptocr-installed
 install: $(STAMP)
 
 # torch==2.13.0 is pinned so pip takes the CPU build; paddlepaddle is needed only to verify.
+# Debian's fonts-wqy-microhei renders CJK text in `ptocr ocr --vis-dir`.
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0 paddlepaddle==3.3.1
 	$(BIN)/python -m pip install -q -e '.[ocr,test]'
+	test -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc || \
+	  (apt-get install -y -qq fonts-wqy-microhei || \
+	   (apt-get update -qq && apt-get install -y -qq fonts-wqy-microhei))
 	touch $(STAMP)
 
 weights: install
@@ -27,6 +31,10 @@ demo: weights
 	  $(BIN)/ptocr convert --arch $$m --paddle-dir $(CACHE)/models/$$m --out $(OUT)/$$m.pth --overwrite || exit 1; \
 	done
 	@echo "demo: converted and verified PP-OCRv4 mobile det/rec and the v2.0 direction classifier into $(OUT)/"
+	$(BIN)/ptocr ocr ../shared/testdata/images/11.jpg --det $(OUT)/PP-OCRv4_mobile_det.pth \
+	  --rec $(OUT)/PP-OCRv4_mobile_rec.pth --cls $(OUT)/ch_ppocr_mobile_v2.0_cls.pth \
+	  --json $(OUT)/ocr.json --vis-dir $(OUT)/vis
+	@echo "demo: OCR results in $(OUT)/ocr.json, visualisation in $(OUT)/vis/11_ocr.jpg"
 
 test: weights
 	$(BIN)/python -m pytest -q -p no:randomly tests
@@ -34,6 +42,7 @@ test: weights
 bench: weights
 	$(BIN)/python scripts/bench_convert.py
 	$(BIN)/python scripts/bench_verify.py
+	$(BIN)/python scripts/bench_ocr.py
 
 clean:
 	rm -rf build

@@ -211,5 +211,111 @@ def archs():
         click.echo(f"{spec.name:32} {spec.task:5} {spec.proof:18} {spec.description}")
 
 
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def _ocr_option_decorators():
+    """One CLI option per OCR setting, defaults as PaddleOCR's predict_system."""
+    from ..pipeline.system import OCROptions
+    import dataclasses
+
+    decorators = []
+    for f in dataclasses.fields(OCROptions):
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(f.default, bool):
+            decorators.append(click.option(flag + "/--no-" + f.name.replace("_", "-"),
+                                           f.name, default=f.default, show_default=True))
+        elif isinstance(f.default, tuple):
+            decorators.append(click.option(flag, f.name, default=",".join(map(str, f.default)),
+                                           show_default=True, help="C,H,W"))
+        else:
+            decorators.append(click.option(flag, f.name, default=f.default, show_default=True,
+                                           type=type(f.default)))
+    return decorators
+
+
+def _with_ocr_options(f):
+    for deco in reversed(_ocr_option_decorators()):
+        f = deco(f)
+    return f
+
+
+def _collect_images(inputs):
+    images = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            images += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            images.append(p)
+    return images
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--det", required=True, type=click.Path(), help="Detection checkpoint.")
+@click.option("--rec", required=True, type=click.Path(), help="Recognition checkpoint.")
+@click.option("--cls", "cls_path", type=click.Path(), help="Direction classifier checkpoint.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False),
+              help="Write results here (default: print them).")
+@click.option("--vis-dir", type=click.Path(file_okay=False), help="Write visualisations here.")
+@click.option("--vis-font", type=click.Path(), help="Font for --vis-dir (must render CJK).")
+@click.option("--threads", type=int, help="torch CPU threads (default: torch's).")
+@_with_ocr_options
+@_debug_option
+def ocr(inputs, det, rec, cls_path, json_out, vis_dir, vis_font, threads, **options):
+    """Run the OCR system (detect, classify, recognise) on images or directories.
+
+    Exit 0 when every image was processed, 1 when some could not be read (the others are
+    still in the output), 2 when none could.
+    """
+    from tqdm import tqdm
+
+    from ..pipeline.preprocess import read_image
+    from ..pipeline.system import OCR
+    from .checkpoint import write_bytes_atomic
+
+    for key in ("rec_image_shape", "cls_image_shape"):
+        try:
+            options[key] = tuple(int(v) for v in str(options[key]).split(","))
+            assert len(options[key]) == 3
+        except (ValueError, AssertionError):
+            raise PtocrError(f"--{key.replace('_', '-')} must be C,H,W, not {options[key]!r}")
+    images = _collect_images(inputs)
+    if not images:
+        raise PtocrError("no images found in the inputs")
+    system = OCR(det=det, rec=rec, cls=cls_path, threads=threads, **options)
+    if vis_dir:
+        from ..pipeline.visualize import draw, find_font
+
+        find_font(vis_font)  # fail before the batch, not after it
+        Path(vis_dir).mkdir(parents=True, exist_ok=True)
+    results, failed = {}, 0
+    for path in tqdm(images, desc="ocr", unit="img", disable=None):
+        try:
+            img = read_image(path)
+        except (ValueError, OSError) as exc:
+            failed += 1
+            tqdm.write(f"warning: {exc}; skipped", file=sys.stderr)
+            continue
+        records = system(img)
+        results[path.name] = records
+        if vis_dir:
+            import cv2
+
+            ok, data = cv2.imencode(".jpg", draw(img, records, vis_font))
+            write_bytes_atomic(Path(vis_dir) / (path.stem + "_ocr.jpg"), data.tobytes())
+    text = json.dumps(results, ensure_ascii=False, indent=1)
+    if json_out:
+        write_bytes_atomic(json_out, (text + "\n").encode("utf-8"))
+        click.echo(f"wrote {json_out} ({len(results)} images, "
+                   f"{sum(len(r) for r in results.values())} lines)", err=True)
+    else:
+        click.echo(text)
+    if failed:
+        raise PtocrError(f"{failed} of {len(images)} images could not be read",
+                         exit_code=2 if not results else 1)
+
+
 if __name__ == "__main__":
     main()

@@ -73,6 +73,21 @@ class PaddleProgram:
         return [pred.get_output_handle(n).copy_to_cpu() for n in pred.get_output_names()]
 
 
+class PaddleModule(torch.nn.Module):
+    """A Paddle inference program standing in for a torch model (first output), so the OCR
+    pipeline can run Paddle's models as a reference or a benchmark baseline."""
+
+    def __init__(self, path, task, meta=None):
+        super().__init__()
+        from . import formats
+
+        self.program = PaddleProgram(formats.read(path))
+        self.ptocr_meta = meta or {"extra": {"task": task}}
+
+    def forward(self, x):
+        return torch.from_numpy(self.program(x.numpy())[0])
+
+
 def torch_outputs(model, x):
     with torch.inference_mode():
         out = model(torch.from_numpy(x))
