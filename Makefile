@@ -6,7 +6,7 @@ CACHE  := .cache
 OUT    := build/demo
 STAMP  := $(VENV)/.ptocr-installed
 
-.PHONY: install weights demo test test-fast bench fuzz zoo clean
+.PHONY: install weights demo test bench fuzz clean
 
 install: $(STAMP)
 
@@ -33,7 +33,7 @@ demo: weights
 	@echo "demo: converted and verified PP-OCRv4 mobile det/rec and the v2.0 direction classifier into $(OUT)/"
 	$(BIN)/ptocr ocr ../shared/testdata/images/11.jpg --det $(OUT)/PP-OCRv4_mobile_det.pth \
 	  --rec $(OUT)/PP-OCRv4_mobile_rec.pth --cls $(OUT)/ch_ppocr_mobile_v2.0_cls.pth \
-	  --json $(OUT)/ocr.json --vis-dir $(OUT)/vis
+	  --json $(OUT)/ocr.json --vis-dir $(OUT)/vis --overwrite
 	@echo "demo: OCR results in $(OUT)/ocr.json, visualisation in $(OUT)/vis/11_ocr.jpg"
 
 test: weights
@@ -43,6 +43,10 @@ bench: weights
 	$(BIN)/python scripts/bench_convert.py
 	$(BIN)/python scripts/bench_verify.py
 	$(BIN)/python scripts/bench_ocr.py
+
+# long fuzzing of every reader (10,000 cases each); the test suite runs a short version
+fuzz: weights
+	$(BIN)/python scripts/fuzz.py --cases 10000
 
 clean:
 	rm -rf build

@@ -46,7 +46,7 @@ def atomic_path(path, overwrite=False):
         raise
 
 
-def write_bytes_atomic(path, data, overwrite=True):
+def write_bytes_atomic(path, data, overwrite=False):
     with atomic_path(path, overwrite=overwrite) as tmp:
         Path(tmp).write_bytes(data)
 

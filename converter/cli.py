@@ -87,8 +87,7 @@ def convert(arch, paddle_dir, out, config_path, submodel, fmt, no_verify, requir
     from .convert import convert as run_convert
 
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise PtocrError(f"{out}: already exists (pass --overwrite to replace it)")
+    _refuse_existing([out, report], overwrite)
     if require_verify and not no_verify:
         from .verify import paddle_available
 
@@ -101,7 +100,8 @@ def convert(arch, paddle_dir, out, config_path, submodel, fmt, no_verify, requir
                f"({conv.report.mapped} tensors by {conv.report.method}"
                + (f", {len(conv.report.ignored)} training-only ignored" if conv.report.ignored
                   else "") + ")", err=True)
-    parity = _parity(conv, no_verify, require_verify, force, reference, submodel, report)
+    parity = _parity(conv, no_verify, require_verify, force, reference, submodel, report,
+                     overwrite)
     meta = {
         "arch": conv.spec.name, "config": conv.config, "source": conv.weights.sources(),
         "ptocr_version": __version__, "parity": parity,
@@ -111,7 +111,8 @@ def convert(arch, paddle_dir, out, config_path, submodel, fmt, no_verify, requir
     click.echo(f"wrote {out}")
 
 
-def _parity(conv, no_verify, require_verify, force, reference, submodel, report_path):
+def _parity(conv, no_verify, require_verify, force, reference, submodel, report_path,
+            overwrite):
     """Run the verifier as convert's gate; returns the checkpoint's parity record."""
     from . import formats
     from .verify import format_table, paddle_available, summary, verify
@@ -136,7 +137,7 @@ def _parity(conv, no_verify, require_verify, force, reference, submodel, report_
     report = verify(reference_weights, conv.model, conv.spec)
     click.echo(format_table(report))
     if report_path:
-        _write_json(report_path, report)
+        _write_json(report_path, report, overwrite)
     if not report["passed"] and not force:
         from .errors import ParityError
 
@@ -146,10 +147,18 @@ def _parity(conv, no_verify, require_verify, force, reference, submodel, report_
                            default=None), "versions": report["versions"]}
 
 
-def _write_json(path, data):
+def _write_json(path, data, overwrite):
     from .checkpoint import write_bytes_atomic
 
-    write_bytes_atomic(path, json.dumps(data, indent=2, ensure_ascii=False).encode("utf-8"))
+    write_bytes_atomic(path, json.dumps(data, indent=2, ensure_ascii=False).encode("utf-8"),
+                       overwrite=overwrite)
+
+
+def _refuse_existing(paths, overwrite):
+    """Check outputs before any work: existing files are kept unless --overwrite."""
+    for path in paths:
+        if path and Path(path).exists() and not overwrite:
+            raise PtocrError(f"{path}: already exists (pass --overwrite to replace it)")
 
 
 @main.command()
@@ -157,21 +166,23 @@ def _write_json(path, data):
 @click.option("--torch", "torch_path", required=True, type=click.Path(),
               help="ptocr checkpoint to check.")
 @click.option("--report", type=click.Path(dir_okay=False), help="Write the report JSON.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing report.")
 @_debug_option
-def verify(paddle_dir, torch_path, report):
+def verify(paddle_dir, torch_path, report, overwrite):
     """Check an existing checkpoint against the Paddle model (exit 0 pass, 1 fail)."""
     from . import formats
     from .checkpoint import load_model
     from .mapping import find_arch
     from .verify import format_table, verify as run_verify
 
+    _refuse_existing([report], overwrite)
     model = load_model(torch_path)
     spec = find_arch(model.ptocr_meta["arch"])
     weights = formats.read(paddle_dir)
     result = run_verify(weights, model, spec)
     click.echo(format_table(result))
     if report:
-        _write_json(report, result)
+        _write_json(report, result, overwrite)
     sys.exit(0 if result["passed"] else 1)
 
 
@@ -261,9 +272,10 @@ def _collect_images(inputs):
 @click.option("--vis-dir", type=click.Path(file_okay=False), help="Write visualisations here.")
 @click.option("--vis-font", type=click.Path(), help="Font for --vis-dir (must render CJK).")
 @click.option("--threads", type=int, help="torch CPU threads (default: torch's).")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @_with_ocr_options
 @_debug_option
-def ocr(inputs, det, rec, cls_path, json_out, vis_dir, vis_font, threads, **options):
+def ocr(inputs, det, rec, cls_path, json_out, vis_dir, vis_font, threads, overwrite, **options):
     """Run the OCR system (detect, classify, recognise) on images or directories.
 
     Exit 0 when every image was processed, 1 when some could not be read (the others are
@@ -284,6 +296,8 @@ def ocr(inputs, det, rec, cls_path, json_out, vis_dir, vis_font, threads, **opti
     images = _collect_images(inputs)
     if not images:
         raise PtocrError("no images found in the inputs")
+    vis_paths = [Path(vis_dir) / (p.stem + "_ocr.jpg") for p in images] if vis_dir else []
+    _refuse_existing([json_out] + vis_paths, overwrite)
     system = OCR(det=det, rec=rec, cls=cls_path, threads=threads, **options)
     if vis_dir:
         from ..pipeline.visualize import draw, find_font
@@ -304,10 +318,11 @@ def ocr(inputs, det, rec, cls_path, json_out, vis_dir, vis_font, threads, **opti
             import cv2
 
             ok, data = cv2.imencode(".jpg", draw(img, records, vis_font))
-            write_bytes_atomic(Path(vis_dir) / (path.stem + "_ocr.jpg"), data.tobytes())
+            write_bytes_atomic(Path(vis_dir) / (path.stem + "_ocr.jpg"), data.tobytes(),
+                               overwrite=overwrite)
     text = json.dumps(results, ensure_ascii=False, indent=1)
     if json_out:
-        write_bytes_atomic(json_out, (text + "\n").encode("utf-8"))
+        write_bytes_atomic(json_out, (text + "\n").encode("utf-8"), overwrite=overwrite)
         click.echo(f"wrote {json_out} ({len(results)} images, "
                    f"{sum(len(r) for r in results.values())} lines)", err=True)
     else:

@@ -139,15 +139,34 @@ def _read_yaml(path):
 
 
 def _read_pdparams(path, submodel):
-    obj = safe_load(_read_bytes(path), what=str(path))
+    tensors = parse_pdparams(_read_bytes(path), str(path))
+    tensors, chosen = select_submodel(tensors, submodel, str(path))
+    return PaddleWeights("pdparams", tensors, True, files=[Path(path)], submodel=chosen)
+
+
+def parse_pdparams(data, what="pdparams"):
+    """name -> array of a training checkpoint's bytes (restricted unpickling)."""
+    obj = safe_load(data, what=what)
     if not isinstance(obj, dict):
-        raise FormatError(f"{path}: expected a dict of name -> array, found {type(obj).__name__}")
+        raise FormatError(f"{what}: expected a dict of name -> array, found {type(obj).__name__}")
     # Non-array entries are Paddle's own bookkeeping (StructuredToParameterName@@).
     tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, np.ndarray)}
     if not tensors:
-        raise FormatError(f"{path}: holds no arrays (not a Paddle state dict)")
-    tensors, chosen = select_submodel(tensors, submodel, str(path))
-    return PaddleWeights("pdparams", tensors, True, files=[Path(path)], submodel=chosen)
+        raise FormatError(f"{what}: holds no arrays (not a Paddle state dict)")
+    return tensors
+
+
+def parse_info(data, what="pdiparams.info"):
+    """variable name -> structured name of an inference model's .pdiparams.info bytes."""
+    info = safe_load(data, what=what)
+    if not isinstance(info, dict):
+        raise FormatError(f"{what}: expected a dict of variable -> structured name")
+    names = {}
+    for var, meta in info.items():
+        name = meta.get("structured_name") if isinstance(meta, dict) else None
+        if isinstance(var, str) and isinstance(name, str):
+            names[var] = name
+    return names
 
 
 def select_submodel(tensors, submodel, what):
@@ -188,13 +207,8 @@ def _read_inference(fmt, files):
     read_files = [Path(files["program"]), Path(files["params"])]
     var_names = {}
     if files.get("info"):
-        info = safe_load(_read_bytes(files["info"]), what=str(files["info"]))
-        if not isinstance(info, dict):
-            raise FormatError(f"{files['info']}: expected a dict of variable -> structured name")
-        for var, meta in info.items():
-            name = meta.get("structured_name") if isinstance(meta, dict) else None
-            if var in tensors and isinstance(name, str):
-                var_names[name] = var
+        info = parse_info(_read_bytes(files["info"]), what=str(files["info"]))
+        var_names = {name: var for var, name in info.items() if var in tensors}
         read_files.append(Path(files["info"]))
     if var_names and len(var_names) == len(tensors):
         structured = {s: tensors[v] for s, v in var_names.items()}

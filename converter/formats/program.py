@@ -89,7 +89,15 @@ def parse_pdmodel(data, what="inference.pdmodel"):
         raise FormatError(f"{what}: not a Paddle program (protobuf parse failed)") from None
     if not prog.blocks:
         raise FormatError(f"{what}: not a Paddle program (no blocks)")
-    block = prog.blocks[0]
+    try:
+        return _program_from_block(prog.blocks[0], what)
+    except FormatError:
+        raise
+    except Exception as exc:  # fields that parse but make no sense (names that are not text...)
+        raise FormatError(f"{what}: malformed Paddle program ({type(exc).__name__}: {exc})") from None
+
+
+def _program_from_block(block, what):
     params, ops, feeds, fetches = {}, [], [], []
     for var in block.vars:
         if not var.persistable or var.type.type != _LOD_TENSOR:

@@ -7,6 +7,7 @@ pickle names is refused before it can be called, so a hostile file cannot run co
 import collections
 import io
 import pickle
+import pickletools
 
 import numpy as np
 
@@ -23,7 +24,9 @@ def _dtype(spec, align=False, copy=False):
 def _reconstruct(cls, shape, dtype):
     if cls is not np.ndarray:
         raise FormatError("pickle reconstructs a non-ndarray class; refused")
-    return np.ndarray.__new__(np.ndarray, shape, _dtype(dtype))
+    # numpy pickles pass shape (0,) here and the real shape with the data to __setstate__,
+    # which checks the two agree; never allocate what the stream merely declares.
+    return np.ndarray.__new__(np.ndarray, (0,), _dtype(dtype))
 
 
 def _scalar(dtype, data=None):
@@ -72,8 +75,23 @@ class _RestrictedUnpickler(pickle.Unpickler):
         raise FormatError("pickle uses persistent ids (not a Paddle file); refused")
 
 
+def _check_declared_sizes(data, what):
+    """Walk the opcodes first: every length a pickle declares must fit in the bytes that are
+    there, so the unpickler never allocates what a corrupt or hostile file merely claims."""
+    try:
+        for op, arg, pos in pickletools.genops(data):
+            if op.name == "FRAME" and arg > len(data) - pos:
+                raise FormatError(f"{what}: pickle declares a {arg}-byte frame in a "
+                                  f"{len(data)}-byte file")
+    except FormatError:
+        raise
+    except Exception as exc:  # genops checks every other declared length against the data
+        raise FormatError(f"{what}: not a readable pickle ({type(exc).__name__}: {exc})") from None
+
+
 def safe_load(data, what="file"):
     """Unpickle bytes admitting only numpy arrays and plain containers."""
+    _check_declared_sizes(data, what)
     try:
         return _RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
     except FormatError:

@@ -67,17 +67,20 @@ def _read_one(cur, index):
     if dtype is None:
         raise FormatError(f"{cur.what}: {field} has unsupported data type {desc.data_type}")
     dims = list(desc.dims)
-    if any(d < 0 for d in dims):
-        raise FormatError(f"{cur.what}: {field} has negative dimensions {dims}")
+    if any(d < 0 for d in dims) or len(dims) > 32:
+        raise FormatError(f"{cur.what}: {field} has impossible dimensions {dims[:8]}")
     numel = 1
     for d in dims:
         numel *= d
     itemsize = 2 if dtype == "bfloat16" else np.dtype(dtype).itemsize
     raw = cur.take(numel * itemsize, field + " data")
-    if dtype == "bfloat16":
-        bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
-        return bits.view(np.float32).reshape(dims)
-    return np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).reshape(dims).copy()
+    try:
+        if dtype == "bfloat16":
+            bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
+            return bits.view(np.float32).reshape(dims)
+        return np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).reshape(dims).copy()
+    except ValueError:  # e.g. a zero dimension beside dimensions numpy cannot index
+        raise FormatError(f"{cur.what}: {field} has impossible dimensions {dims[:8]}") from None
 
 
 def read_tensors(data, count=None, what="pdiparams"):
