@@ -6,7 +6,7 @@ CACHE  := .cache
 OUT    := build/demo
 STAMP  := $(VENV)/.ptocr-installed
 
-.PHONY: install weights demo test bench fuzz clean
+.PHONY: install weights demo test bench fuzz zoo clean
 
 install: $(STAMP)
 
@@ -43,6 +43,10 @@ bench: weights
 	$(BIN)/python scripts/bench_convert.py
 	$(BIN)/python scripts/bench_verify.py
 	$(BIN)/python scripts/bench_ocr.py
+
+# every official model: fetched where reachable, converted, verified; build/zoo/report.md
+zoo: install
+	$(BIN)/ptocr zoo --jobs 2 --cache $(CACHE) --out build/zoo
 
 # long fuzzing of every reader (10,000 cases each); the test suite runs a short version
 fuzz: weights

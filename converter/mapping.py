@@ -97,7 +97,7 @@ def list_archs():
     """All architecture specs shipped in mappings/, by name."""
     specs = {}
     for path in sorted(MAPPINGS_DIR.glob("*.yaml")):
-        if path.name != RULES_FILE:
+        if not path.name.startswith("_"):  # _rules.yaml, _zoo.yaml are not architectures
             spec = spec_from_dict(_load_yaml(path), path)
             specs[spec.name] = spec
     return specs
