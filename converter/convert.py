@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import torch
 
 from . import formats
-from .errors import MappingError, PtocrError
+from .errors import PtocrError
 from .mapping import find_arch, map_weights, match_archs, resolve_config
 
 

@@ -9,7 +9,6 @@ none of whose sources can be reached is `unavailable` and the run goes on.
 import hashlib
 import http.client
 import json
-import os
 import shutil
 import subprocess
 import sys

@@ -29,6 +29,13 @@ class PaddleHardsigmoid(nn.Module):
         return f"slope={self.slope}, offset={self.offset}"
 
 
+def make_divisible(v, divisor=8, min_value=None):
+    """Round channels to a multiple of divisor, never below 90% of v (the MobileNet rule)."""
+    min_value = min_value or divisor
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    return new_v + divisor if new_v < 0.9 * v else new_v
+
+
 def make_act(name):
     """An activation module by PaddleOCR's name for it (None or '' gives identity)."""
     if not name:

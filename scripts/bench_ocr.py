@@ -29,8 +29,6 @@ def per_image(ocr, images, rounds):
 
 def main(rounds=2):
     import ptocr
-    from ptocr.converter.convert import convert
-    from ptocr.converter.dictionary import resolve
     from ptocr.converter.verify import PaddleModule
     from ptocr.pipeline.preprocess import read_image
 

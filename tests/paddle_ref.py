@@ -51,3 +51,43 @@ def max_diff(paddle_layer, torch_module, x):
 def scaled_diff(ref, out):
     assert ref.shape == out.shape, (ref.shape, out.shape)
     return float(np.abs(ref - out).max()) / max(1.0, float(np.abs(ref).max()))
+
+
+# Paddle twins of blocks several families share, written after PaddleOCR's layers.
+
+class PaddleLAB(paddle.nn.Layer):
+    """LearnableAffineBlock: scale * x + bias with two scalars."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = self.create_parameter([1])
+        self.bias = self.create_parameter([1])
+
+    def forward(self, x):
+        return self.scale * x + self.bias
+
+
+class PaddleSE(paddle.nn.Layer):
+    """Squeeze-excitation: pool, 1x1 conv, relu, 1x1 conv, hardsigmoid(slope), multiply."""
+
+    def __init__(self, c, slope=0.1666667):
+        super().__init__()
+        self.slope = slope
+        self.avg_pool = paddle.nn.AdaptiveAvgPool2D(1)
+        self.conv1 = paddle.nn.Conv2D(c, c // 4, 1)
+        self.conv2 = paddle.nn.Conv2D(c // 4, c, 1)
+
+    def forward(self, x):
+        y = self.conv2(paddle.nn.functional.relu(self.conv1(self.avg_pool(x))))
+        return x * paddle.nn.functional.hardsigmoid(y, slope=self.slope, offset=0.5)
+
+
+class PaddleModel(paddle.nn.Layer):
+    """backbone -> neck -> head, named as PaddleOCR's BaseModel names them."""
+
+    def __init__(self, backbone, neck, head):
+        super().__init__()
+        self.backbone, self.neck, self.head = backbone, neck, head
+
+    def forward(self, x):
+        return self.head(self.neck(self.backbone(x)))

@@ -11,6 +11,7 @@ import ptocr
 from paddle_ref import load_into, max_diff, randomize
 from ptocr.models.backbones.mobilenet_v3 import ResidualUnit
 from ptocr.models.heads.cls_head import ClsHead
+from paddle_ref import PaddleSE
 
 ARCH = "ch_ppocr_mobile_v2.0_cls"
 
@@ -38,25 +39,13 @@ class PaddleConvBN(pnn.Layer):
         return {"relu": PF.relu, "hardswish": PF.hardswish}.get(self.act, lambda t: t)(x)
 
 
-class PaddleSE(pnn.Layer):
-    def __init__(self, c):
-        super().__init__()
-        self.avg_pool = pnn.AdaptiveAvgPool2D(1)
-        self.conv1 = pnn.Conv2D(c, c // 4, 1)
-        self.conv2 = pnn.Conv2D(c // 4, c, 1)
-
-    def forward(self, x):
-        y = self.conv2(PF.relu(self.conv1(self.avg_pool(x))))
-        return x * PF.hardsigmoid(y, slope=0.2, offset=0.5)
-
-
 class PaddleResidualUnit(pnn.Layer):
     def __init__(self, cin, mid, cout, k, s, use_se, act):
         super().__init__()
         self.shortcut = s == 1 and cin == cout
         self.expand_conv = PaddleConvBN(cin, mid, 1, 1, act=act)
         self.bottleneck_conv = PaddleConvBN(mid, mid, k, s, groups=mid, act=act)
-        self.mid_se = PaddleSE(mid) if use_se else None
+        self.mid_se = PaddleSE(mid, 0.2) if use_se else None
         self.linear_conv = PaddleConvBN(mid, cout, 1, 1)
 
     def forward(self, x):

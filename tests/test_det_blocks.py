@@ -10,18 +10,9 @@ from paddle_ref import load_into, max_diff, randomize, scaled_diff
 from ptocr.models.backbones.pplcnetv3 import LearnableRepLayer, LCNetV3Block
 from ptocr.models.heads.det_db_head import DBHead
 from ptocr.models.necks.db_fpn import RSEFPN, DBFPN
+from paddle_ref import PaddleLAB, PaddleSE
 
 RNG = np.random.RandomState(1)
-
-
-class PaddleLAB(pnn.Layer):
-    def __init__(self):
-        super().__init__()
-        self.scale = self.create_parameter([1])
-        self.bias = self.create_parameter([1])
-
-    def forward(self, x):
-        return self.scale * x + self.bias
 
 
 class PaddleConvBN(pnn.Layer):
@@ -82,24 +73,11 @@ def test_rep_layer_training_form_and_reparameterized():
         assert max_diff(ref, ours, x) < 1e-5
 
 
-class PaddleSEModule(pnn.Layer):
-    def __init__(self, c, slope):
-        super().__init__()
-        self.slope = slope
-        self.avg_pool = pnn.AdaptiveAvgPool2D(1)
-        self.conv1 = pnn.Conv2D(c, c // 4, 1)
-        self.conv2 = pnn.Conv2D(c // 4, c, 1)
-
-    def forward(self, x):
-        y = self.conv2(PF.relu(self.conv1(self.avg_pool(x))))
-        return x * PF.hardsigmoid(y, slope=self.slope, offset=0.5)
-
-
 class PaddleRSELayer(pnn.Layer):
     def __init__(self, cin, cout, k, shortcut=True):
         super().__init__()
         self.in_conv = pnn.Conv2D(cin, cout, k, padding=k // 2, bias_attr=False)
-        self.se_block = PaddleSEModule(cout, 0.2)
+        self.se_block = PaddleSE(cout, 0.2)
         self.shortcut = shortcut
 
     def forward(self, x):

@@ -25,6 +25,7 @@ from ptocr.converter.verify import verify
 from ptocr.models.backbones.mobilenet_v1_enhance import DepthwiseSeparable, MobileNetV1Enhance
 from ptocr.models.backbones.pplcnet import DepthwiseSeparable as LCNetBlock
 from ptocr.models.heads.lcnet_cls_head import DropoutDownscaleInInfer
+from paddle_ref import PaddleSE
 
 RNG = np.random.RandomState(3)
 
@@ -45,17 +46,6 @@ class PMV1ConvBN(pnn.Layer):
         return self._batch_norm(self._conv(x))
 
 
-class PMV1SE(pnn.Layer):
-    def __init__(self, c):
-        super().__init__()
-        self.avg_pool = pnn.AdaptiveAvgPool2D(1)
-        self.conv1 = pnn.Conv2D(c, c // 4, 1)
-        self.conv2 = pnn.Conv2D(c // 4, c, 1)
-
-    def forward(self, x):
-        return x * PF.hardsigmoid(self.conv2(PF.relu(self.conv1(self.avg_pool(x)))))
-
-
 class PMV1Block(pnn.Layer):
     def __init__(self, cin, f1, f2, groups, stride, scale, dw_size=3, padding=1, use_se=False):
         super().__init__()
@@ -63,7 +53,7 @@ class PMV1Block(pnn.Layer):
         self._depthwise_conv = PMV1ConvBN(cin, dw_size, int(f1 * scale), stride, padding,
                                           int(groups * scale))
         if use_se:
-            self._se = PMV1SE(int(f1 * scale))
+            self._se = PaddleSE(int(f1 * scale))
         self._pointwise_conv = PMV1ConvBN(int(f1 * scale), 1, int(f2 * scale), 1, 0)
 
     def forward(self, x):

@@ -23,6 +23,7 @@ from ptocr.converter.mapping import ArchSpec, find_arch
 from ptocr.converter.verify import verify
 from ptocr.models.backbones import resnet_vd as R
 from ptocr.models.registry import lookup
+from paddle_ref import PaddleModel
 
 RNG = np.random.RandomState(7)
 ARCHS = ["det_db_r50_vd", "ch_ppocr_server_v2.0_det", "ch_ppocr_server_v2.0_rec",
@@ -163,15 +164,6 @@ class PCTCHead(pnn.Layer):
         return PF.softmax(self.fc(x), axis=2)
 
 
-class PModel(pnn.Layer):
-    def __init__(self, backbone, neck, head):
-        super().__init__()
-        self.backbone, self.neck, self.head = backbone, neck, head
-
-    def forward(self, x):
-        return self.head(self.neck(self.backbone(x)))
-
-
 # ---- framework difference: the vd average pool
 
 @pytest.mark.parametrize("window", [(2, 2), (2, 1)])
@@ -291,9 +283,9 @@ def paddle_model(arch):
         layers = 50 if arch == "det_db_r50_vd" else 18
         backbone = PResNet(layers, "det")
         chans = [256, 512, 1024, 2048] if layers == 50 else [64, 128, 256, 512]
-        return PModel(backbone, PaddleDBFPN(chans, 256), PaddleDBHead(256))
+        return PaddleModel(backbone, PaddleDBFPN(chans, 256), PaddleDBHead(256))
     neck = PSequenceEncoder(512, "reshape" if "rosetta" in arch else "rnn")
-    return PModel(PResNet(34, "rec"), neck, PCTCHead(512, 37))
+    return PaddleModel(PResNet(34, "rec"), neck, PCTCHead(512, 37))
 
 
 @pytest.mark.parametrize("arch,shape", [
@@ -330,7 +322,7 @@ def test_arch_auto_finds_each_table(arch):
 
 def test_pir_det_program_aligns_by_program_order(tmp_path):
     paddle.seed(1)
-    model = randomize_unit(PModel(PResNet(18, "det"), PaddleDBFPN([64, 128, 256, 512], 32),
+    model = randomize_unit(PaddleModel(PResNet(18, "det"), PaddleDBFPN([64, 128, 256, 512], 32),
                                   PaddleDBHead(32)), seed=8)
     model.eval()
     spec_in = [paddle.static.InputSpec([None, 3, 64, 64], "float32", "x")]

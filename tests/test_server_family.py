@@ -22,6 +22,7 @@ from ptocr.models.heads.det_pfhead import PFHeadLocal
 from ptocr.models.layers import upsample_nearest
 from ptocr.models.necks.db_fpn import LKPAN, IntraCLBlock
 from ptocr.models.registry import REGISTRIES
+from paddle_ref import PaddleLAB, PaddleModel
 
 RNG = np.random.RandomState(5)
 
@@ -51,15 +52,6 @@ def randomize_scaled(layer, seed=0):
 
 # ---- paddle references: rec_hgnet.py / rec_pphgnetv2.py
 
-class PLAB(pnn.Layer):
-    def __init__(self):
-        super().__init__()
-        self.scale = self.create_parameter([1])
-        self.bias = self.create_parameter([1])
-
-    def forward(self, x):
-        return self.scale * x + self.bias
-
 
 class PConvBNAct(pnn.Layer):
     """Both versions' ConvBNAct (V1's is V2's with integer padding and no lab)."""
@@ -76,7 +68,7 @@ class PConvBNAct(pnn.Layer):
         if use_act:
             self.act = pnn.ReLU()
             if use_lab:
-                self.lab = PLAB()
+                self.lab = PaddleLAB()
 
     def forward(self, x):
         x = self.bn(self.conv(x))
@@ -230,7 +222,7 @@ class PPHGNetV2(pnn.Layer):
         self.last_conv = pnn.Conv2D(cout, class_expand, 1, bias_attr=False)
         self.act = pnn.ReLU()
         if use_lab:
-            self.lab = PLAB()
+            self.lab = PaddleLAB()
         self.flatten = pnn.Flatten(start_axis=1, stop_axis=-1)
         if not det:
             self.fc = pnn.Linear(class_expand, class_num)
@@ -385,15 +377,6 @@ class PPFHeadLocal(pnn.Layer):
         thresh = self.thresh(x)
         binary = paddle.reciprocal(1 + paddle.exp(-self.k * (shrink - thresh)))
         return paddle.concat([cbn, thresh, binary], axis=1)
-
-
-class PDetModel(pnn.Layer):
-    def __init__(self, backbone, neck, head):
-        super().__init__()
-        self.backbone, self.neck, self.head = backbone, neck, head
-
-    def forward(self, x):
-        return self.head(self.neck(self.backbone(x)))
 
 
 # ---- framework differences
@@ -552,7 +535,7 @@ def paddle_det_model(arch):
     else:
         backbone = paddle_backbone("PPHGNetV2_B4", det=True)
         chans = [128, 512, 1024, 2048]
-    return PDetModel(backbone, PLKPAN(chans, 256, intracl=True), PPFHeadLocal(256, mode="large"))
+    return PaddleModel(backbone, PLKPAN(chans, 256, intracl=True), PPFHeadLocal(256, mode="large"))
 
 
 @pytest.mark.parametrize("arch", ["PP-OCRv4_server_det", "PP-OCRv5_server_det"])
@@ -587,7 +570,7 @@ def test_pir_program_aligns_by_program_order(backbone, tmp_path):
     paddle_fn, torch_fn = TINY[backbone]
     paddle.seed(1)
     chans = [16, 16, 24, 32]
-    model = randomize_scaled(PDetModel(paddle_fn(), PLKPAN(chans, 16, intracl=True),
+    model = randomize_scaled(PaddleModel(paddle_fn(), PLKPAN(chans, 16, intracl=True),
                                 PPFHeadLocal(16, mode="large")), seed=13)
     spec_in = [paddle.static.InputSpec([None, 3, 64, 64], "float32", "x")]
     paddle.jit.save(model, str(tmp_path / "inference"), input_spec=spec_in)

@@ -8,7 +8,6 @@
 """
 
 import hashlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -5,7 +5,7 @@ official weights were trained with."""
 
 from torch import nn
 
-from ..layers import ConvBNLayer, SEModule
+from ..layers import ConvBNLayer, SEModule, make_divisible
 from ..registry import register
 
 # k, expansion, out channels, use SE, activation, stride
@@ -30,14 +30,6 @@ SMALL = [
 CONFIGS = {"large": (LARGE, 960), "small": (SMALL, 576)}
 SCALES = (0.35, 0.5, 0.75, 1.0, 1.25)
 REC_STRIDE_ROWS = {"large": (0, 1, 3, 12), "small": (0, 1, 3, 8)}
-
-
-def make_divisible(v, divisor=8, min_value=None):
-    min_value = min_value or divisor
-    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
-    if new_v < 0.9 * v:
-        new_v += divisor
-    return new_v
 
 
 class ResidualUnit(nn.Module):

@@ -8,7 +8,7 @@ Not to be confused with PPLCNetV3 (pplcnetv3.py), a different network.
 
 from torch import nn
 
-from ..layers import ConvBNLayer, SEModule
+from ..layers import ConvBNLayer, SEModule, make_divisible
 from ..registry import register
 
 # [kernel, in_channels, out_channels, stride, use_se] per depthwise block, before scaling.
@@ -22,12 +22,6 @@ NET_CONFIG = {
 }
 # nn.Hardsigmoid() in the SE blocks: paddle's default slope (1/6, rounded) and offset.
 SE_SLOPE, SE_OFFSET = 0.1666667, 0.5
-
-
-def make_divisible(v, divisor=8, min_value=None):
-    min_value = min_value or divisor
-    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
-    return new_v + divisor if new_v < 0.9 * v else new_v
 
 
 def _stride(s):

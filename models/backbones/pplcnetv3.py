@@ -9,8 +9,13 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ..layers import ConvBNLayer, PaddleHardsigmoid, batch_norm
+from ..layers import ConvBNLayer, SEModule, batch_norm
+from ..layers import make_divisible as _make_divisible
 from ..registry import register
+
+def make_divisible16(v):
+    return _make_divisible(v, 16)  # PPLCNetV3 rounds channels to multiples of 16
+
 
 # stage -> [kernel, in_c, out_c, stride, use_se]
 NET_CONFIG_DET = {
@@ -30,14 +35,6 @@ NET_CONFIG_REC = {
                 [5, 512, 512, (2, 1), False], [5, 512, 512, 1, False]],
 }
 DET_OUT_CHANNELS = [16, 24, 56, 480]
-
-
-def make_divisible(v, divisor=16, min_value=None):
-    min_value = min_value or divisor
-    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
-    if new_v < 0.9 * v:
-        new_v += divisor
-    return new_v
 
 
 class LearnableAffineBlock(nn.Module):
@@ -144,17 +141,6 @@ def _fuse_conv_bn(kernel, bn):
     return kernel * scale.reshape(-1, 1, 1, 1), bn.bias - bn.running_mean * scale
 
 
-class SELayer(nn.Module):
-    def __init__(self, channels, reduction=4):
-        super().__init__()
-        self.avg_pool = nn.AdaptiveAvgPool2d(1)
-        self.conv1 = nn.Conv2d(channels, channels // reduction, 1)
-        self.relu = nn.ReLU()
-        self.conv2 = nn.Conv2d(channels // reduction, channels, 1)
-        self.hardsigmoid = PaddleHardsigmoid()  # paddle.nn.Hardsigmoid defaults
-
-    def forward(self, x):
-        return x * self.hardsigmoid(self.conv2(self.relu(self.conv1(self.avg_pool(x)))))
 
 
 class LCNetV3Block(nn.Module):
@@ -164,7 +150,7 @@ class LCNetV3Block(nn.Module):
         self.dw_conv = LearnableRepLayer(in_channels, in_channels, dw_size, stride,
                                          groups=in_channels, num_conv_branches=conv_kxk_num,
                                          deploy=deploy)
-        self.se = SELayer(in_channels) if use_se else None
+        self.se = SEModule(in_channels, slope=0.1666667) if use_se else None  # paddle's default
         self.pw_conv = LearnableRepLayer(in_channels, out_channels, 1, 1,
                                          num_conv_branches=conv_kxk_num, deploy=deploy)
 
@@ -182,20 +168,20 @@ class PPLCNetV3(nn.Module):
         super().__init__()
         self.det = det
         config = NET_CONFIG_DET if det else NET_CONFIG_REC
-        self.conv1 = ConvBNLayer(in_channels, make_divisible(16 * scale), 3, 2)
+        self.conv1 = ConvBNLayer(in_channels, make_divisible16(16 * scale), 3, 2)
         for stage in ("blocks2", "blocks3", "blocks4", "blocks5", "blocks6"):
             setattr(self, stage, nn.Sequential(*[
-                LCNetV3Block(make_divisible(cin * scale), make_divisible(cout * scale), s, k,
+                LCNetV3Block(make_divisible16(cin * scale), make_divisible16(cout * scale), s, k,
                              se, conv_kxk_num, deploy)
                 for k, cin, cout, s, se in config[stage]]))
         if det:
-            stage_channels = [make_divisible(config[s][-1][2] * scale)
+            stage_channels = [make_divisible16(config[s][-1][2] * scale)
                               for s in ("blocks3", "blocks4", "blocks5", "blocks6")]
             self.out_channels = [int(c * scale) for c in DET_OUT_CHANNELS]
             self.layer_list = nn.ModuleList(
                 nn.Conv2d(cin, cout, 1) for cin, cout in zip(stage_channels, self.out_channels))
         else:
-            self.out_channels = make_divisible(512 * scale)
+            self.out_channels = make_divisible16(512 * scale)
 
     def paddle_unused(self):
         # Old PaddleOCR versions gave conv1 an activation whose parameters exports list but
