@@ -5,6 +5,7 @@ the same three official models inside the same pre/post-processing, in one run.
 Inference with our pipeline code: the ratio isolates the model runtime.)
 """
 
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,8 +38,6 @@ def main(rounds=2):
         ckpt = {}
         for task, arch in ARCHS.items():
             ckpt[task] = Path(tmp) / f"{arch}.pth"
-            import subprocess
-
             subprocess.run([sys.executable, "-m", "ptocr", "convert", "--arch", arch,
                             "--paddle-dir", str(MODELS / arch), "--out", str(ckpt[task]),
                             "--no-verify"], check=True, capture_output=True)
