@@ -1,3 +1,3 @@
-from ptocr.converter.cli import main
+from ptocr.cli import main
 
 main()

@@ -1,7 +1,7 @@
 """ptocr checkpoints: written atomically, loadable with ``torch.load(weights_only=True)``.
 
-A ``.pth`` holds {state_dict, arch, config, source, ptocr_version, parity, extra}; a
-``.safetensors`` holds the same state_dict with the rest as JSON strings in its metadata.
+A ``.pth`` holds {state_dict, arch, config, source, ptocr_version, parity, extra,
+processing}; a ``.safetensors`` holds the same state_dict with the rest as JSON strings in its metadata.
 """
 
 import json
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
-from .errors import PtocrError
+from ..errors import PtocrError
 
-META_KEYS = ("arch", "config", "source", "ptocr_version", "parity", "extra")
+META_KEYS = ("arch", "config", "source", "ptocr_version", "parity", "extra", "processing")
 
 
 @contextmanager
@@ -106,5 +106,17 @@ def load_model(path, map_location="cpu"):
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise PtocrError(f"{path}: weights do not fit the recorded architecture ({exc})") from None
+    if meta.get("processing") is None and meta.get("arch"):
+        meta["processing"] = _table_processing(meta["arch"])
     model.ptocr_meta = meta
     return model.to(map_location).eval()
+
+
+def _table_processing(arch):
+    """Processing for checkpoints written before they carried it: their table's."""
+    from .mapping import find_arch
+
+    try:
+        return find_arch(arch).processing
+    except PtocrError:
+        return None

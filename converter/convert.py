@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import torch
 
 from . import formats
-from .errors import PtocrError
+from ..errors import PtocrError
 from .mapping import find_arch, map_weights, match_archs, resolve_config
 
 
@@ -16,6 +16,31 @@ class Conversion:
     config: dict
     weights: object
     report: object
+    processing: dict = None
+
+
+def resolve_processing(spec, weights):
+    """The processing the checkpoint carries: the table's (PaddleOCR's inference-tool
+    behaviour for the algorithm) with the parameters of the export's inference.yml
+    PostProcess merged in when it names the same class. The export's sections are kept
+    verbatim under ``export`` (its PreProcess is a training config's eval pipeline, e.g.
+    DetResizeForTest resize_long, which PaddleOCR's inference tools do not run)."""
+    import copy
+
+    processing = copy.deepcopy(spec.processing) or {}
+    yml = (weights.inference_yml or {}) if weights is not None else {}
+    export = {k: copy.deepcopy(yml[k]) for k in ("PreProcess", "PostProcess")
+              if isinstance(yml.get(k), dict)}
+    post = export.get("PostProcess")
+    if post:
+        post.pop("character_dict", None)  # carried in the checkpoint's dictionary instead
+        if processing.get("PostProcess", {}).get("name") == post.get("name"):
+            processing["PostProcess"].update(post)
+        elif not processing.get("PostProcess"):
+            processing["PostProcess"] = dict(post)
+    if export:
+        processing["export"] = export
+    return processing or None
 
 
 def load_user_config(path):
@@ -102,4 +127,4 @@ def convert(paddle_path, arch=None, config_path=None, submodel=None, weights=Non
     state, report = map_weights(weights, model, spec, example_input(spec))
     model.load_state_dict(state, strict=True)
     model.eval()
-    return Conversion(model, spec, config, weights, report)
+    return Conversion(model, spec, config, weights, report, resolve_processing(spec, weights))

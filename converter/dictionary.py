@@ -6,7 +6,7 @@ recogniser with N classes needs a dictionary of N-1 or N-2 lines; anything else 
 
 from pathlib import Path
 
-from .errors import PtocrError
+from ..errors import PtocrError
 
 SHIPPED = Path(__file__).resolve().parent.parent / "dicts"
 

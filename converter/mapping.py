@@ -16,10 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import MappingError, PtocrError
+from ..errors import MappingError, PtocrError
 
 MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings"
 RULES_FILE = "_rules.yaml"
+PROCESSING_FILE = "_processing.yaml"
 
 # Renames every architecture gets: Paddle's BatchNorm buffer names.
 BASE_RENAMES = [(r"\._mean$", ".running_mean"), (r"\._variance$", ".running_var")]
@@ -60,6 +61,7 @@ class ArchSpec:
     model_names: list = field(default_factory=list)  # inference.yml Global.model_name values
     dictionary: str = None  # rec: standard dictionary file (dicts/) or inference.yml
     use_space_char: bool = False
+    processing: dict = None  # {PreProcess, PostProcess} in PaddleOCR's schema, or None
     path: Path = None
 
 
@@ -73,6 +75,46 @@ def _load_yaml(path):
 def _shared_rules():
     path = MAPPINGS_DIR / RULES_FILE
     return _load_yaml(path) if path.is_file() else {}
+
+
+def _processing_presets():
+    path = MAPPINGS_DIR / PROCESSING_FILE
+    return _load_yaml(path) if path.is_file() else {}
+
+
+def apply_processing_params(processing, params):
+    """A copy of ``processing`` with {OpName: {param: value}} set on the operators (pre- or
+    post-processing) of those class names; unknown operator names are an error."""
+    processing = copy.deepcopy(processing)
+    ops = {}
+    for entry in (processing.get("PreProcess") or {}).get("transform_ops", []):
+        if isinstance(entry, dict):
+            (name, op_params), = entry.items()
+            if op_params is None:
+                entry[name] = op_params = {}
+            ops[name] = op_params
+    post = processing.get("PostProcess")
+    if post:
+        ops[post["name"]] = post
+    for name, values in (params or {}).items():
+        if name not in ops:
+            raise PtocrError(f"processing has no operator {name} (it has {', '.join(ops)})")
+        ops[name].update(values)
+    return processing
+
+
+def resolve_processing(data, path=None):
+    """A table's processing: its own PreProcess/PostProcess sections, else the preset it names
+    (``processing: {use: NAME, params: {...}}``); None when it declares none."""
+    if "PreProcess" in data or "PostProcess" in data:
+        return {k: copy.deepcopy(data[k]) for k in ("PreProcess", "PostProcess") if k in data}
+    ref = data.get("processing")
+    if not ref:
+        return None
+    presets = _processing_presets()
+    if ref.get("use") not in presets:
+        raise PtocrError(f"{path}: unknown processing preset {ref.get('use')!r}")
+    return apply_processing_params(presets[ref["use"]], ref.get("params"))
 
 
 def spec_from_dict(data, path=None):
@@ -90,14 +132,15 @@ def spec_from_dict(data, path=None):
         renames=renames, ignore=rules.get("ignore", []), infer=data.get("infer", {}),
         inputs=data.get("inputs", {}), tolerance=data.get("tolerance", {"max_abs": 1e-4}),
         proof=data.get("proof", "op-level + names"), model_names=data.get("model_names", []),
-        dictionary=data.get("dict"), use_space_char=data.get("use_space_char", False), path=path)
+        dictionary=data.get("dict"), use_space_char=data.get("use_space_char", False),
+        processing=resolve_processing(data, path), path=path)
 
 
 def list_archs():
     """All architecture specs shipped in mappings/, by name."""
     specs = {}
     for path in sorted(MAPPINGS_DIR.glob("*.yaml")):
-        if not path.name.startswith("_"):  # _rules.yaml, _zoo.yaml are not architectures
+        if not path.name.startswith("_"):  # _rules, _zoo, _processing are not architectures
             spec = spec_from_dict(_load_yaml(path), path)
             specs[spec.name] = spec
     return specs

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import PtocrError
+from ..errors import PtocrError
 
 DET_THRESH = 0.3  # DB binarisation threshold used for task-level agreement
 
@@ -99,26 +99,21 @@ def torch_outputs(model, x):
 
 
 def make_inputs(spec, images=True):
-    """[(label, array)]: seeded random tensors at the table's shapes, then real images."""
+    """[(label, array)]: seeded random tensors at the table's shapes, then real images
+    preprocessed by the table's own processing (PaddleOCR's PreProcess schema)."""
     inputs = []
     rng = np.random.RandomState(0)
     for shape in spec.inputs.get("shapes", []):
         inputs.append((f"random{list(shape)}", rng.uniform(-1, 1, shape).astype(np.float32)))
     data = testdata_dir() if images else None
-    kind = spec.inputs.get("preprocess")
-    if data and kind:
-        from ..pipeline import preprocess as pp
+    if data and spec.inputs.get("images") and (spec.processing or {}).get("PreProcess"):
+        from ..pipeline import model_inputs, read_image
 
-        for rel in spec.inputs.get("images", []):
-            img = pp.read_image(data / rel)
-            if kind == "det":
-                x = pp.det_preprocess(img)[0]
-            elif kind == "rec":
-                x = pp.rec_preprocess(img, tuple(spec.inputs.get("image_shape", (3, 48, 320))))
-            elif kind == "cls":
-                x = pp.cls_preprocess(img, tuple(spec.inputs.get("image_shape", (3, 48, 192))))
-            else:
-                raise PtocrError(f"{spec.name}: unknown preprocess kind {kind!r}")
+        for rel in spec.inputs["images"]:
+            try:
+                x = model_inputs(spec.processing, read_image(data / rel))[0]
+            except ValueError as exc:
+                raise PtocrError(f"{spec.name}: cannot prepare {rel}: {exc}") from None
             inputs.append((f"image {rel}", x))
     return inputs
 

@@ -21,7 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 from fnmatch import fnmatch
 from pathlib import Path
 
-from .errors import PtocrError
+from ..errors import PtocrError
 
 MANIFEST = Path(__file__).resolve().parent.parent / "mappings" / "_zoo.yaml"
 MODEL_FILES = ("inference.pdiparams",)

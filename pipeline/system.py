@@ -1,35 +1,18 @@
-"""The PP-OCR system on converted checkpoints: detect -> crop -> (classify) -> recognise,
-following PaddleOCR's tools/infer/predict_system.py and its defaults."""
+"""The OCR system on converted checkpoints: detect -> crop -> (classify) -> recognise,
+following PaddleOCR's tools/infer/predict_system.py. Each model's pre- and post-processing
+are built from its checkpoint (PaddleOCR's PreProcess/PostProcess schema, see registry.py),
+with the user's settings overriding (options.py)."""
 
-from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..errors import PtocrError
 from . import preprocess as pp
-from .postprocess import (CTCLabelDecode, DBPostProcess, filter_det_boxes,
-                          get_rotate_crop_image, sorted_boxes)
-
-
-@dataclass
-class OCROptions:
-    """PaddleOCR's predict_system defaults (tools/infer/utility.py)."""
-
-    det_limit_side_len: int = 960
-    det_limit_type: str = "max"
-    det_db_thresh: float = 0.3
-    det_db_box_thresh: float = 0.6
-    det_db_unclip_ratio: float = 1.5
-    det_db_score_mode: str = "fast"
-    use_dilation: bool = False
-    max_candidates: int = 1000
-    rec_image_shape: tuple = (3, 48, 320)
-    rec_batch_num: int = 6
-    cls_image_shape: tuple = (3, 48, 192)
-    cls_batch_num: int = 6
-    cls_thresh: float = 0.9
-    drop_score: float = 0.5
+from .boxes import filter_det_boxes, get_rotate_crop_image, sorted_boxes
+from .options import split_options
+from .registry import build_postprocess, build_transforms, transform
 
 
 def _model(spec, task):
@@ -44,37 +27,70 @@ def _model(spec, task):
     meta = getattr(model, "ptocr_meta", {}) or {}
     kind = (meta.get("extra") or {}).get("task")
     if kind and kind != task:
-        from ..converter.errors import PtocrError
-
         raise PtocrError(f"{spec}: a {kind} model was given where a {task} model is needed")
     return model.eval()
+
+
+def outputs_as_arrays(out):
+    """A model's output (tensor, tuple/list or dict of tensors) as a list of numpy arrays,
+    in the order the Paddle inference program returns them."""
+    if isinstance(out, dict):
+        out = list(out.values())
+    if not isinstance(out, (list, tuple)):
+        out = [out]
+    return [o.detach().cpu().numpy() for o in out]
+
+
+class Stage:
+    """One model with the processing its checkpoint carries."""
+
+    def __init__(self, model, task, overrides=None, **context):
+        self.model, self.task = _model(model, task), task
+        meta = getattr(self.model, "ptocr_meta", {}) or {}
+        processing = meta.get("processing") or {}
+        if not processing.get("PreProcess") or not processing.get("PostProcess"):
+            raise PtocrError(f"the {task} checkpoint ({meta.get('arch', 'unknown')}) carries no "
+                             "pre/post-processing; convert it again with this ptocr")
+        try:
+            self.pre = build_transforms(processing["PreProcess"], overrides)
+            self.post = build_postprocess(processing["PostProcess"], overrides, **context)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise PtocrError(f"{task} processing of {meta.get('arch', 'the checkpoint')}: "
+                             f"{exc}") from None
+
+    def prepare(self, image, **extra):
+        data = transform(self.pre, {"image": image, **extra})
+        if data is None:
+            raise ValueError(f"{self.task} pre-processing rejected the image")
+        return data
+
+    def run(self, batch):
+        """Model outputs for prepared data dicts; a preprocessor that produces more model
+        inputs than the image lists them in data['model_inputs'] (PaddleOCR's order)."""
+        keys = batch[0].get("model_inputs") or ["image"]
+        inputs = [torch.from_numpy(np.stack([d[k] for d in batch])) for k in keys]
+        return outputs_as_arrays(self.model(*inputs))
 
 
 class OCR:
     """``OCR(det=..., rec=..., cls=None, **options)(image)`` -> [{box, text, score}, ...].
 
     ``image`` is a BGR ndarray (as cv2 reads it) or a path. det/rec/cls are ptocr checkpoints
-    (paths) or loaded models; the recogniser's dictionary comes from its checkpoint.
+    (paths) or loaded models; processing and the recogniser's dictionary come from their
+    checkpoints, and ``options`` (PaddleOCR's argument names, options.py) override them.
     """
 
     def __init__(self, det, rec, cls=None, threads=None, **options):
-        unknown = set(options) - {f.name for f in fields(OCROptions)}
-        if unknown:
-            raise TypeError(f"unknown OCR options: {', '.join(sorted(unknown))}")
-        self.opt = OCROptions(**options)
+        self.opt, overrides = split_options(options)
         if threads:
             torch.set_num_threads(threads)
-        self.det, self.rec, self.cls = _model(det, "det"), _model(rec, "rec"), _model(cls, "cls")
-        extra = (getattr(self.rec, "ptocr_meta", {}) or {}).get("extra") or {}
-        if "character_dict" not in extra:
-            from ..converter.errors import PtocrError
-
-            raise PtocrError("the recogniser checkpoint carries no dictionary; convert it "
-                             "again with --rec-dict")
-        self.decode = CTCLabelDecode(extra["character_dict"], extra.get("use_space_char", False))
-        o = self.opt
-        self.db = DBPostProcess(o.det_db_thresh, o.det_db_box_thresh, o.max_candidates,
-                                o.det_db_unclip_ratio, o.use_dilation, o.det_db_score_mode)
+        self.det = Stage(det, "det", overrides.get("det"))
+        rec_model = _model(rec, "rec")
+        extra = (getattr(rec_model, "ptocr_meta", {}) or {}).get("extra") or {}
+        self.rec = Stage(rec_model, "rec", overrides.get("rec"),
+                         character_dict=extra.get("character_dict"),
+                         use_space_char=extra.get("use_space_char", False))
+        self.cls = Stage(cls, "cls", overrides.get("cls")) if cls is not None else None
 
     def __call__(self, image):
         img = pp.read_image(image) if isinstance(image, (str, Path)) else image
@@ -94,41 +110,36 @@ class OCR:
                 for box, (text, score) in zip(boxes, texts) if score >= self.opt.drop_score]
 
     def detect(self, img):
-        x, (h, w, _, _) = pp.det_preprocess(img, self.opt.det_limit_side_len,
-                                            self.opt.det_limit_type)
-        pred = self.det(torch.from_numpy(x)).numpy()[0, 0]
-        boxes, _ = self.db(pred, h, w)
-        return filter_det_boxes(boxes, h, w)
+        data = self.det.prepare(img)
+        result = self.det.post(self.det.run([data]), np.array([data["shape"]]))[0]
+        h, w = img.shape[:2]
+        return filter_det_boxes(result["points"], h, w)
+
+    def _batches(self, crops, size):
+        """Indices of crops in batches of similar width ratio, as predict_rec/cls batch."""
+        order = np.argsort([c.shape[1] / float(c.shape[0]) for c in crops])
+        for start in range(0, len(crops), size):
+            yield order[start: start + size]
 
     def classify(self, crops):
-        """Turn crops classified as 180° (above cls_thresh) upright, in batches by width."""
+        """Turn crops classified as 180° (above cls_thresh) upright."""
         import cv2
 
         crops = list(crops)
-        order = np.argsort([c.shape[1] / float(c.shape[0]) for c in crops])
-        n = self.opt.cls_batch_num
-        for start in range(0, len(crops), n):
-            idx = order[start: start + n]
-            batch = np.stack([pp.rec_resize_norm(crops[i], self.opt.cls_image_shape)
-                              for i in idx])
-            probs = self.cls(torch.from_numpy(batch)).numpy()
-            for i, p in zip(idx, probs):
-                if p.argmax() == 1 and p[1] > self.opt.cls_thresh:  # labels ['0', '180']
+        for idx in self._batches(crops, self.opt.cls_batch_num):
+            batch = [self.cls.prepare(crops[i]) for i in idx]
+            for i, (label, score) in zip(idx, self.cls.post(self.cls.run(batch))):
+                if "180" in label and score > self.opt.cls_thresh:
                     crops[i] = cv2.rotate(crops[i], cv2.ROTATE_180)
         return crops
 
     def recognize(self, crops):
-        """CTC recognition in batches of similar width ratio, as predict_rec batches."""
+        """Recognition in batches of similar width ratio, each batch on a canvas as wide as
+        its widest crop (data['max_wh_ratio'])."""
         results = [("", 0.0)] * len(crops)
-        order = np.argsort([c.shape[1] / float(c.shape[0]) for c in crops])
-        _, h, w = self.opt.rec_image_shape
-        n = self.opt.rec_batch_num
-        for start in range(0, len(crops), n):
-            idx = order[start: start + n]
-            ratio = max([w / h] + [crops[i].shape[1] / float(crops[i].shape[0]) for i in idx])
-            batch = np.stack([pp.rec_resize_norm(crops[i], self.opt.rec_image_shape, ratio)
-                              for i in idx])
-            probs = self.rec(torch.from_numpy(batch)).numpy()
-            for i, res in zip(idx, self.decode(probs)):
+        for idx in self._batches(crops, self.opt.rec_batch_num):
+            ratio = max(crops[i].shape[1] / float(crops[i].shape[0]) for i in idx)
+            batch = [self.rec.prepare(crops[i], max_wh_ratio=ratio) for i in idx]
+            for i, res in zip(idx, self.rec.post(self.rec.run(batch))):
                 results[i] = res
         return results

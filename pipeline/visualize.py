@@ -18,7 +18,7 @@ def find_font(path=None):
     for candidate in [path] if path else FONT_CANDIDATES:
         if candidate and Path(candidate).is_file():
             return str(candidate)
-    from ..converter.errors import PtocrError
+    from ..errors import PtocrError
 
     raise PtocrError("no CJK font found for --vis-dir (install Debian's fonts-wqy-microhei, "
                      "as `make install` does, or pass --vis-font FILE)")

@@ -31,7 +31,7 @@ def per_image(ocr, images, rounds):
 def main(rounds=2):
     import ptocr
     from ptocr.converter.verify import PaddleModule
-    from ptocr.pipeline.preprocess import read_image
+    from ptocr.pipeline import read_image
 
     images = [read_image(p) for p in sorted(IMAGES.glob("*.jpg"))]
     with tempfile.TemporaryDirectory() as tmp:
@@ -42,10 +42,10 @@ def main(rounds=2):
                             "--paddle-dir", str(MODELS / arch), "--out", str(ckpt[task]),
                             "--no-verify"], check=True, capture_output=True)
         ours = ptocr.OCR(**{k: str(v) for k, v in ckpt.items()})
-        rec_meta = ptocr.load(ckpt["rec"]).ptocr_meta
-        paddle = ptocr.OCR(det=PaddleModule(MODELS / ARCHS["det"], "det"),
-                           rec=PaddleModule(MODELS / ARCHS["rec"], "rec", rec_meta),
-                           cls=PaddleModule(MODELS / ARCHS["cls"], "cls"))
+        # the same processing and dictionary as ours, from the checkpoints
+        paddle = ptocr.OCR(**{task: PaddleModule(MODELS / ARCHS[task], task,
+                                                 ptocr.load(ckpt[task]).ptocr_meta)
+                              for task in ckpt})
         ours(images[0]), paddle(images[0])  # warm up
         t_ours, t_paddle = per_image(ours, images, rounds), per_image(paddle, images, rounds)
     print(f"OCR per image over {len(images)} images: ptocr {t_ours:.3f}s, Paddle Inference "

@@ -76,7 +76,7 @@ def mutate(data, rng):
 
 def run_case(reader, data):
     """Parse; return None when the outcome is allowed, else the unexpected exception."""
-    from ptocr.converter.errors import PtocrError
+    from ptocr.errors import PtocrError
 
     try:
         reader(data)

@@ -11,7 +11,8 @@ import torch
 import ptocr
 from ptocr.converter import formats
 from ptocr.converter.verify import PaddleProgram
-from ptocr.pipeline import preprocess as pp
+from ptocr.converter.mapping import find_arch
+from ptocr.pipeline import model_inputs, read_image
 
 ARCH = "PP-OCRv4_mobile_det"
 
@@ -45,7 +46,7 @@ def test_loaded_model_matches_paddle_on_real_images(converted, models, testdata)
     assert not model.training
     paddle = PaddleProgram(formats.read(models(ARCH)))
     for name in ("11.jpg", "img_12.jpg", "00015504.jpg"):
-        x, _ = pp.det_preprocess(pp.read_image(testdata / "images" / name))
+        x = model_inputs(find_arch(ARCH).processing, read_image(testdata / "images" / name))[0]
         (ref,) = paddle(x)
         with torch.inference_mode():
             out = model(torch.from_numpy(x)).numpy()

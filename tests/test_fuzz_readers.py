@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 import fuzz  # noqa: E402
 
-from ptocr.converter.errors import FormatError  # noqa: E402
+from ptocr.errors import FormatError  # noqa: E402
 from ptocr.converter.formats.tensor_stream import read_tensors, write_tensors  # noqa: E402
 
 READERS = fuzz.readers()

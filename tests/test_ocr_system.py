@@ -18,7 +18,7 @@ import torch
 
 import ptocr
 from ptocr.converter.verify import PaddleModule
-from ptocr.pipeline.preprocess import read_image
+from ptocr.pipeline import read_image
 
 REFERENCE = __import__("pathlib").Path(__file__).parent / "reference" / "ppocrv4_paddleocr.json"
 
@@ -91,7 +91,8 @@ def test_ppocrv5_matches_paddle_inference_in_the_same_pipeline(checkpoints, mode
     ours = ptocr.OCR(det=checkpoints["PP-OCRv5_mobile_det"], rec=rec)
     # same dictionary (from the model's inference.yml) for both sides
     paddle_rec = PaddleModule(models("PP-OCRv5_mobile_rec"), "rec", rec.ptocr_meta)
-    reference = ptocr.OCR(det=PaddleModule(models("PP-OCRv5_mobile_det"), "det"),
+    det_meta = ptocr.load(checkpoints["PP-OCRv5_mobile_det"]).ptocr_meta  # same processing
+    reference = ptocr.OCR(det=PaddleModule(models("PP-OCRv5_mobile_det"), "det", det_meta),
                           rec=paddle_rec)
     total = 0
     for name in ("11.jpg", "img_12.jpg", "japan_2.jpg", "french_0.jpg"):

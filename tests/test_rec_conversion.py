@@ -8,7 +8,8 @@ import torch
 import ptocr
 from ptocr.converter import formats
 from ptocr.converter.verify import PaddleProgram
-from ptocr.pipeline import preprocess as pp
+from ptocr.converter.mapping import find_arch
+from ptocr.pipeline import model_inputs, read_image
 
 
 @pytest.mark.parametrize("arch,classes,source", [
@@ -27,7 +28,7 @@ def test_real_recogniser_converts_verifies_and_carries_dict(arch, classes, sourc
     assert len(extra["character_dict"]) + 2 == classes
     paddle = PaddleProgram(formats.read(models(arch)))
     for name in ("ch_word_2.jpg", "en_word_3.png"):
-        x = pp.rec_preprocess(pp.read_image(testdata / "words" / name))
+        x = model_inputs(find_arch(arch).processing, read_image(testdata / "words" / name))[0]
         (ref,) = paddle(x)
         with torch.inference_mode():
             got = model(torch.from_numpy(x)).numpy()

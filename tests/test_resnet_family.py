@@ -17,7 +17,7 @@ from test_det_blocks import PaddleDBFPN, PaddleDBHead
 from test_paddle_names import NAMES_DIR, synthetic_weights
 from ptocr.converter import formats
 from ptocr.converter.convert import convert, detect_arch
-from ptocr.converter.errors import PtocrError
+from ptocr.errors import PtocrError
 from ptocr.converter.formats import PaddleWeights
 from ptocr.converter.mapping import ArchSpec, find_arch
 from ptocr.converter.verify import verify

@@ -12,7 +12,7 @@ import torch
 
 import ptocr
 from ptocr.converter import checkpoint, formats
-from ptocr.converter.errors import FormatError, PtocrError
+from ptocr.errors import FormatError, PtocrError
 from ptocr.converter.formats.safe_pickle import safe_load
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FormatError
+from ...errors import FormatError
 from .program import parse_pdmodel, parse_pir
 from .safe_pickle import safe_load
 from .tensor_stream import read_tensors

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import FormatError
+from ...errors import FormatError
 from .framework_proto import ATTR_FIELD, ProgramDesc
 from .tensor_stream import DTYPES
 

@@ -11,7 +11,7 @@ import pickletools
 
 import numpy as np
 
-from ..errors import FormatError
+from ...errors import FormatError
 
 
 def _dtype(spec, align=False, copy=False):

@@ -10,7 +10,7 @@ import struct
 
 import numpy as np
 
-from ..errors import FormatError
+from ...errors import FormatError
 from .framework_proto import TensorDesc
 
 # framework.proto VarType.Type -> numpy dtype (bf16 is widened to float32 on read).

@@ -1,15 +1,19 @@
-"""Post-processing as PaddleOCR does it: DB boxes (ppocr/postprocess/db_postprocess.py),
-box filtering, ordering and cropping (tools/infer/predict_det.py, predict_system.py,
-utility.py), direction labels and CTC decoding (rec_postprocess.py, cls_postprocess.py)."""
+"""DB post-processing (ppocr/postprocess/db_postprocess.py): probability map -> boxes."""
 
 import numpy as np
 
+from ..registry import register
 
+
+@register("PostProcess")
 class DBPostProcess:
     """Probability map -> quadrilaterals in source-image coordinates."""
 
-    def __init__(self, thresh=0.3, box_thresh=0.6, max_candidates=1000, unclip_ratio=1.5,
-                 use_dilation=False, score_mode="fast", min_size=3):
+    def __init__(self, thresh=0.3, box_thresh=0.7, max_candidates=1000, unclip_ratio=2.0,
+                 use_dilation=False, score_mode="fast", box_type="quad", min_size=3,
+                 **_training_only):
+        if box_type != "quad":
+            raise ValueError(f"DBPostProcess box_type {box_type!r} is not supported (quad)")
         if score_mode not in ("fast", "slow"):
             raise ValueError(f"score_mode must be fast or slow, not {score_mode!r}")
         self.thresh, self.box_thresh = thresh, box_thresh
@@ -17,14 +21,20 @@ class DBPostProcess:
         self.score_mode, self.min_size = score_mode, min_size
         self.dilation_kernel = np.array([[1, 1], [1, 1]]) if use_dilation else None
 
-    def __call__(self, pred, src_h, src_w):
-        """pred: H×W probability map of one image -> (boxes N×4×2 int32, scores)."""
+    def __call__(self, preds, shape_list):
+        """preds[0]: N×1×H×W probability maps; shape_list: N×[src_h, src_w, ratio_h,
+        ratio_w] -> [{'points': boxes M×4×2 int32, 'scores': [...]}] per image."""
         import cv2
 
-        mask = pred > self.thresh
-        if self.dilation_kernel is not None:
-            mask = cv2.dilate(mask.astype(np.uint8), self.dilation_kernel)
-        return self.boxes_from_bitmap(pred, mask, src_w, src_h)
+        results = []
+        for pred, shape in zip(np.asarray(preds[0])[:, 0], shape_list):
+            src_h, src_w = int(shape[0]), int(shape[1])
+            mask = pred > self.thresh
+            if self.dilation_kernel is not None:
+                mask = cv2.dilate(mask.astype(np.uint8), self.dilation_kernel)
+            boxes, scores = self.boxes_from_bitmap(pred, mask, src_w, src_h)
+            results.append({"points": boxes, "scores": scores})
+        return results
 
     def boxes_from_bitmap(self, pred, bitmap, dest_width, dest_height):
         import cv2
@@ -109,75 +119,3 @@ def box_score_slow(pred, contour):
     """Mean probability inside the contour itself ('slow' score mode)."""
     contour = np.reshape(contour, (-1, 2))
     return _mean_inside(pred, contour, *_window(pred, contour[:, 0], contour[:, 1]))
-
-
-def order_points_clockwise(pts):
-    rect = np.zeros((4, 2), dtype="float32")
-    s = pts.sum(axis=1)
-    rect[0], rect[2] = pts[np.argmin(s)], pts[np.argmax(s)]
-    rest = np.delete(pts, (np.argmin(s), np.argmax(s)), axis=0)
-    diff = np.diff(np.array(rest), axis=1)
-    rect[1], rect[3] = rest[np.argmin(diff)], rest[np.argmax(diff)]
-    return rect
-
-
-def filter_det_boxes(boxes, img_h, img_w):
-    """Order corners, clip to the image, drop boxes 3 px or thinner (filter_tag_det_res)."""
-    kept = []
-    for box in boxes:
-        box = order_points_clockwise(np.array(box))
-        box[:, 0] = np.array([int(min(max(x, 0), img_w - 1)) for x in box[:, 0]])
-        box[:, 1] = np.array([int(min(max(y, 0), img_h - 1)) for y in box[:, 1]])
-        if int(np.linalg.norm(box[0] - box[1])) <= 3 or int(np.linalg.norm(box[0] - box[3])) <= 3:
-            continue
-        kept.append(box)
-    return np.array(kept, dtype="float32").reshape(-1, 4, 2)
-
-
-def sorted_boxes(boxes):
-    """Top to bottom, then left to right within a 10-px line band, as predict_system does."""
-    ordered = sorted(list(boxes), key=lambda b: (b[0][1], b[0][0]))
-    for i in range(len(ordered) - 1):
-        for j in range(i, -1, -1):
-            if abs(ordered[j + 1][0][1] - ordered[j][0][1]) < 10 and \
-                    ordered[j + 1][0][0] < ordered[j][0][0]:
-                ordered[j], ordered[j + 1] = ordered[j + 1], ordered[j]
-            else:
-                break
-    return ordered
-
-
-def get_rotate_crop_image(img, points):
-    """Perspective crop of a quadrilateral; crops at least 1.5 times taller than wide are
-    turned 90 degrees so text runs horizontally."""
-    import cv2
-
-    points = np.asarray(points, dtype=np.float32)
-    width = int(max(np.linalg.norm(points[0] - points[1]), np.linalg.norm(points[2] - points[3])))
-    height = int(max(np.linalg.norm(points[0] - points[3]), np.linalg.norm(points[1] - points[2])))
-    target = np.float32([[0, 0], [width, 0], [width, height], [0, height]])
-    matrix = cv2.getPerspectiveTransform(points, target)
-    crop = cv2.warpPerspective(img, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE,
-                               flags=cv2.INTER_CUBIC)
-    if crop.shape[0] * 1.0 / crop.shape[1] >= 1.5:
-        crop = np.rot90(crop)
-    return crop
-
-
-class CTCLabelDecode:
-    """Per-step class probabilities -> (text, mean probability of the kept characters)."""
-
-    def __init__(self, character_dict, use_space_char):
-        self.character = ["blank"] + list(character_dict) + ([" "] if use_space_char else [])
-
-    def __call__(self, probs):
-        idx, prob = probs.argmax(axis=2), probs.max(axis=2)
-        results = []
-        for seq, conf in zip(idx, prob):
-            keep = np.ones(len(seq), dtype=bool)
-            keep[1:] = seq[1:] != seq[:-1]  # merge repeats
-            keep &= seq != 0  # drop blanks
-            text = "".join(self.character[i] for i in seq[keep])
-            kept = conf[keep]
-            results.append((text, float(np.mean(kept)) if len(kept) else 0.0))
-        return results

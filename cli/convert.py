@@ -1,0 +1,165 @@
+"""convert, verify, inspect, archs: Paddle weights in, verified PyTorch checkpoints out."""
+
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import PtocrError
+from .main import debug_option, main, refuse_existing, write_json
+
+
+@main.command()
+@click.option("--arch", required=True,
+              help="Architecture name (see `ptocr archs`), or auto to detect it.")
+@click.option("--paddle-dir", required=True, help="Directory or file prefix of Paddle weights.")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+              help="Output checkpoint (.pth or .safetensors).")
+@click.option("--config", "config_path", type=click.Path(), help="PaddleOCR training yml "
+              "whose Architecture replaces the table's.")
+@click.option("--submodel", help="Sub-model of a distillation checkpoint (default Student).")
+@click.option("--format", "fmt", type=click.Choice(["pth", "safetensors"]),
+              help="Output format (default: from the --out suffix, else pth).")
+@click.option("--no-verify", is_flag=True, help="Skip the parity check against Paddle.")
+@click.option("--require-verify", is_flag=True, help="Fail when parity cannot be checked.")
+@click.option("--force", is_flag=True, help="Write the output even when parity fails.")
+@click.option("--reference", type=click.Path(), help="Inference export of the same weights to "
+              "verify a training checkpoint against.")
+@click.option("--report", type=click.Path(dir_okay=False), help="Write the parity report JSON.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@click.option("--rec-dict", type=click.Path(), help="Character dictionary of a recogniser "
+              "(default: the export's inference.yml, else the table's standard one).")
+@click.option("--full-head", is_flag=True, help="Keep the training-only NRTR branch of MultiHead "
+              "recognisers (training checkpoints), for fine-tuning.")
+@click.option("--use-space-char/--no-use-space-char", default=None,
+              help="Whether the recogniser's classes end with a space (default: from the "
+              "class count).")
+@debug_option
+def convert(arch, paddle_dir, out, config_path, submodel, fmt, no_verify, require_verify,
+            force, reference, report, overwrite, full_head, rec_dict, use_space_char):
+    """Convert Paddle weights to a PyTorch checkpoint, verified against Paddle."""
+    from .. import __version__
+    from ..converter import checkpoint, dictionary
+    from ..converter.convert import convert as run_convert
+
+    out = Path(out)
+    refuse_existing([out, report], overwrite)
+    if require_verify and not no_verify:
+        from ..converter.verify import paddle_available
+
+        if not paddle_available():  # fail before doing any work
+            raise PtocrError("parity cannot be verified: paddle is not installed")
+    conv = run_convert(paddle_dir, arch, config_path, submodel, full_head=full_head)
+    chars = dictionary.resolve(conv.spec, conv.weights, getattr(conv.model.head, "out_channels",
+                                                                None), rec_dict, use_space_char)
+    click.echo(f"converted {conv.spec.name} from {conv.weights.format} "
+               f"({conv.report.mapped} tensors by {conv.report.method}"
+               + (f", {len(conv.report.ignored)} training-only ignored" if conv.report.ignored
+                  else "") + ")", err=True)
+    parity = _parity(conv, no_verify, require_verify, force, reference, submodel, report,
+                     overwrite)
+    meta = {
+        "arch": conv.spec.name, "config": conv.config, "source": conv.weights.sources(),
+        "ptocr_version": __version__, "parity": parity,
+        "extra": {"task": conv.spec.task, "submodel": conv.weights.submodel, **(chars or {})},
+        "processing": conv.processing,
+    }
+    checkpoint.save(out, conv.model.state_dict(), meta, fmt, overwrite)
+    click.echo(f"wrote {out}")
+
+
+def _parity(conv, no_verify, require_verify, force, reference, submodel, report_path,
+            overwrite):
+    """Run the verifier as convert's gate; returns the checkpoint's parity record."""
+    from ..converter import formats
+    from ..converter.verify import format_table, paddle_available, summary, verify
+
+    if no_verify:
+        if require_verify:
+            raise PtocrError("--no-verify and --require-verify contradict each other")
+        return {"verified": False, "reason": "--no-verify"}
+    reference_weights = conv.weights
+    if reference:
+        reference_weights = formats.read(reference)
+    reason = None
+    if reference_weights.program is None:
+        reason = "training checkpoint without --reference inference export"
+    elif not paddle_available():
+        reason = "paddle is not installed"
+    if reason:
+        if require_verify:
+            raise PtocrError(f"parity cannot be verified: {reason}")
+        click.echo(f"warning: parity NOT verified ({reason})", err=True)
+        return {"verified": False, "reason": reason}
+    report = verify(reference_weights, conv.model, conv.spec)
+    click.echo(format_table(report))
+    if report_path:
+        write_json(report_path, report, overwrite)
+    if not report["passed"] and not force:
+        from ..errors import ParityError
+
+        raise ParityError(f"parity failed, output not written: {summary(report)}")
+    return {"verified": True, "passed": report["passed"], "summary": summary(report),
+            "max_abs": max((r.get("max_abs", float("inf")) for r in report["results"]),
+                           default=None), "versions": report["versions"]}
+
+
+@main.command()
+@click.option("--paddle-dir", required=True, help="Paddle inference model to check against.")
+@click.option("--torch", "torch_path", required=True, type=click.Path(),
+              help="ptocr checkpoint to check.")
+@click.option("--report", type=click.Path(dir_okay=False), help="Write the report JSON.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing report.")
+@debug_option
+def verify(paddle_dir, torch_path, report, overwrite):
+    """Check an existing checkpoint against the Paddle model (exit 0 pass, 1 fail)."""
+    from ..converter import formats
+    from ..converter.checkpoint import load_model
+    from ..converter.mapping import find_arch
+    from ..converter.verify import format_table, verify as run_verify
+
+    refuse_existing([report], overwrite)
+    model = load_model(torch_path)
+    spec = find_arch(model.ptocr_meta["arch"])
+    weights = formats.read(paddle_dir)
+    result = run_verify(weights, model, spec)
+    click.echo(format_table(result))
+    if report:
+        write_json(report, result, overwrite)
+    sys.exit(0 if result["passed"] else 1)
+
+
+@main.command()
+@click.argument("path")
+@click.option("--all", "show_all", is_flag=True, help="List every tensor.")
+@click.option("-n", "limit", default=20, show_default=True, help="How many tensors to list.")
+@click.option("--submodel", help="Sub-model of a distillation checkpoint.")
+@debug_option
+def inspect(path, show_all, limit, submodel):
+    """Show the format, tensors and matching architecture of Paddle weights."""
+    from ..converter import formats
+    from ..converter.mapping import match_archs
+
+    w = formats.read(path, submodel=submodel)
+    click.echo(f"format: {w.format}" + (f" (sub-model {w.submodel})" if w.submodel else ""))
+    click.echo(f"files: {', '.join(str(f) for f in w.files)}")
+    click.echo(f"tensors: {len(w.tensors)}, {w.total_bytes() / 1e6:.2f} MB, names "
+               + ("structured" if w.structured else "program variables"))
+    items = list(w.tensors.items())
+    for name, arr in items if show_all else items[:limit]:
+        click.echo(f"  {name:60} {str(list(arr.shape)):20} {arr.dtype}")
+    if not show_all and len(items) > limit:
+        click.echo(f"  ... {len(items) - limit} more (--all lists every one)")
+    matches = list(match_archs(w))
+    click.echo("architecture: " + (", ".join(matches) if matches else "no known match"))
+
+
+@main.command()
+def archs():
+    """List the known architectures and the proof each has."""
+    from ..converter.mapping import list_archs
+
+    specs = list_archs()
+    click.echo(f"{'architecture':32} {'task':5} {'proof':18} description")
+    for spec in specs.values():
+        click.echo(f"{spec.name:32} {spec.task:5} {spec.proof:18} {spec.description}")

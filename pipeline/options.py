@@ -1,0 +1,84 @@
+"""The OCR system's settings, as PaddleOCR's tools/infer/utility.py names them.
+
+``OPERATOR_OPTIONS`` maps a setting onto a parameter of a processing operator: it overrides
+the value the checkpoint carries, and only when the checkpoint's processing has that operator
+(``--det-db-thresh`` means nothing to an EAST detector). A new algorithm adds its rows here;
+the CLI makes an option of each. ``SystemOptions`` are the system's own settings.
+"""
+
+from dataclasses import dataclass, fields
+from typing import NamedTuple
+
+
+class OperatorOption(NamedTuple):
+    name: str  # PaddleOCR's argument name
+    stage: str  # det | rec | cls
+    op: str  # operator class name in the processing
+    param: str  # its parameter
+    type: type
+    help: str
+
+
+def _shape(value):
+    """'3,48,320' or (3, 48, 320) -> [3, 48, 320]."""
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    try:
+        shape = [int(v) for v in parts]
+    except ValueError:
+        shape = []
+    if len(shape) != 3 or min(shape) <= 0:
+        raise ValueError(f"image shape must be C,H,W, not {value!r}")
+    return shape
+
+
+OPERATOR_OPTIONS = [
+    OperatorOption("det_limit_side_len", "det", "DetResizeForTest", "limit_side_len", int,
+                   "side limit for detection resizing (PaddleOCR: 960)"),
+    OperatorOption("det_limit_type", "det", "DetResizeForTest", "limit_type", str,
+                   "max | min | resize_long (PaddleOCR: max)"),
+    OperatorOption("det_db_thresh", "det", "DBPostProcess", "thresh", float,
+                   "DB binarisation threshold (0.3)"),
+    OperatorOption("det_db_box_thresh", "det", "DBPostProcess", "box_thresh", float,
+                   "DB box score threshold (0.6)"),
+    OperatorOption("det_db_unclip_ratio", "det", "DBPostProcess", "unclip_ratio", float,
+                   "DB unclip ratio (1.5)"),
+    OperatorOption("det_db_score_mode", "det", "DBPostProcess", "score_mode", str,
+                   "DB box score: fast | slow (fast)"),
+    OperatorOption("use_dilation", "det", "DBPostProcess", "use_dilation", bool,
+                   "dilate the DB mask (off)"),
+    OperatorOption("max_candidates", "det", "DBPostProcess", "max_candidates", int,
+                   "most DB contours considered (1000)"),
+    OperatorOption("rec_image_shape", "rec", "RecResizeImg", "image_shape", _shape,
+                   "recogniser input C,H,W (from the checkpoint, PP-OCR: 3,48,320)"),
+    OperatorOption("cls_image_shape", "cls", "ClsResizeImg", "image_shape", _shape,
+                   "classifier input C,H,W (3,48,192)"),
+]
+
+
+@dataclass
+class SystemOptions:
+    """predict_system's own settings (tools/infer/utility.py defaults)."""
+
+    rec_batch_num: int = 6
+    cls_batch_num: int = 6
+    cls_thresh: float = 0.9
+    drop_score: float = 0.5
+
+
+def split_options(options):
+    """User settings -> (SystemOptions, {stage: {OpName: {param: value}}}); None means 'from
+    the checkpoint'. Unknown names are a TypeError, as for any Python call."""
+    by_name = {o.name: o for o in OPERATOR_OPTIONS}
+    system_names = {f.name for f in fields(SystemOptions)}
+    unknown = set(options) - set(by_name) - system_names
+    if unknown:
+        raise TypeError(f"unknown OCR options: {', '.join(sorted(unknown))}")
+    overrides = {}
+    for name, value in options.items():
+        if name in by_name and value is not None:
+            o = by_name[name]
+            value = o.type(value) if o.type is not bool else bool(value)
+            overrides.setdefault(o.stage, {}).setdefault(o.op, {})[o.param] = value
+    system = SystemOptions(**{k: v for k, v in options.items()
+                              if k in system_names and v is not None})
+    return system, overrides

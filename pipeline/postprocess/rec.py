@@ -1,0 +1,28 @@
+"""Recognition label decoding (ppocr/postprocess/rec_postprocess.py)."""
+
+import numpy as np
+
+from ..registry import register
+
+
+@register("PostProcess")
+class CTCLabelDecode:
+    """Per-step class probabilities -> (text, mean probability of the kept characters)."""
+
+    def __init__(self, character_dict=None, use_space_char=False, **_training_only):
+        if not character_dict:
+            raise ValueError("CTCLabelDecode needs the recogniser's character_dict")
+        self.character = ["blank"] + list(character_dict) + ([" "] if use_space_char else [])
+
+    def __call__(self, preds):
+        probs = np.asarray(preds[0] if isinstance(preds, (list, tuple)) else preds)
+        idx, prob = probs.argmax(axis=2), probs.max(axis=2)
+        results = []
+        for seq, conf in zip(idx, prob):
+            keep = np.ones(len(seq), dtype=bool)
+            keep[1:] = seq[1:] != seq[:-1]  # merge repeats
+            keep &= seq != 0  # drop blanks
+            text = "".join(self.character[i] for i in seq[keep])
+            kept = conf[keep]
+            results.append((text, float(np.mean(kept)) if len(kept) else 0.0))
+        return results
