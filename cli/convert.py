@@ -45,10 +45,11 @@ def convert(arch, paddle_dir, out, config_path, submodel, fmt, no_verify, requir
     out = Path(out)
     refuse_existing([out, report], overwrite)
     if require_verify and not no_verify:
-        from ..converter.verify import paddle_available
+        from ..converter.verify import paddle_unavailable_reason
 
-        if not paddle_available():  # fail before doing any work
-            raise PtocrError("parity cannot be verified: paddle is not installed")
+        reason = paddle_unavailable_reason()
+        if reason:  # fail before doing any work
+            raise PtocrError(f"parity cannot be verified: {reason}")
     conv = run_convert(paddle_dir, arch, config_path, submodel, full_head=full_head)
     chars = dictionary.resolve(conv.spec, conv.weights, getattr(conv.model.head, "out_channels",
                                                                 None), rec_dict, use_space_char)
@@ -72,7 +73,7 @@ def _parity(conv, no_verify, require_verify, force, reference, submodel, report_
             overwrite):
     """Run the verifier as convert's gate; returns the checkpoint's parity record."""
     from ..converter import formats
-    from ..converter.verify import format_table, paddle_available, summary, verify
+    from ..converter.verify import format_table, paddle_unavailable_reason, summary, verify
 
     if no_verify:
         if require_verify:
@@ -84,8 +85,8 @@ def _parity(conv, no_verify, require_verify, force, reference, submodel, report_
     reason = None
     if reference_weights.program is None:
         reason = "training checkpoint without --reference inference export"
-    elif not paddle_available():
-        reason = "paddle is not installed"
+    else:
+        reason = paddle_unavailable_reason()
     if reason:
         if require_verify:
             raise PtocrError(f"parity cannot be verified: {reason}")

@@ -20,14 +20,28 @@ from ..errors import PtocrError
 DET_THRESH = 0.3  # DB binarisation threshold used for task-level agreement
 
 
-def paddle_available():
-    """Whether paddle can be imported, without importing it (it is slow to import)."""
-    if "paddle" in sys.modules:  # None there means "blocked", as Python's import treats it
-        return sys.modules["paddle"] is not None
+def paddle_unavailable_reason():
+    """None when Paddle Inference imports; else why not, in one line. A paddle that is
+    installed but breaks on import (a broken wheel, a missing system library, an ABI
+    mismatch) counts as absent, with its error quoted."""
+    if "paddle" not in sys.modules or sys.modules["paddle"] is None:
+        try:
+            installed = importlib.util.find_spec("paddle") is not None
+        except (ImportError, ValueError):
+            installed = False
+        if not installed or ("paddle" in sys.modules and sys.modules["paddle"] is None):
+            return "paddle is not installed"
     try:
-        return importlib.util.find_spec("paddle") is not None
-    except (ImportError, ValueError):
-        return False
+        import_paddle_inference()
+    except Exception as exc:  # any failure of a third-party import: report, do not crash
+        first = (str(exc).strip().splitlines() or [""])[0]
+        return (f"paddle is installed but cannot be imported ({type(exc).__name__}"
+                + (f": {first}" if first else "") + ")")
+    return None
+
+
+def paddle_available():
+    return paddle_unavailable_reason() is None
 
 
 def testdata_dir():
@@ -168,8 +182,9 @@ def verify(weights, model, spec, images=True):
     if weights.program is None:
         raise PtocrError("parity needs the Paddle inference program (.pdmodel/.json); for a "
                          "training checkpoint pass --reference with an inference export")
-    if not paddle_available():
-        raise PtocrError("paddle is not installed; cannot verify parity")
+    reason = paddle_unavailable_reason()
+    if reason:
+        raise PtocrError(f"parity cannot be verified: {reason}")
     started = time.perf_counter()
     paddle_prog = PaddleProgram(weights)
     model.eval()

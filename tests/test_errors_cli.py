@@ -115,3 +115,34 @@ def test_convert_never_imports_paddle(models, tmp_path):
     assert res.returncode == 0, res.stderr[-500:]
     imported = [l.split("|")[-1].strip() for l in res.stderr.splitlines() if "import time:" in l]
     assert "torch" in imported and not any(m.split(".")[0] == "paddle" for m in imported)
+
+
+def _paddle_broken(tmp_path):
+    """A `paddle` package first on sys.path that raises on import, as a broken wheel or a
+    missing system library does in the field."""
+    fake = tmp_path / "broken" / "paddle"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(
+        "raise ImportError('libpaddle.so: cannot open shared object file')\n")
+    return {"PYTHONPATH": str(fake.parent)}
+
+
+def test_broken_paddle_counts_as_absent(models, tmp_path, cli):
+    env = _paddle_broken(tmp_path)
+    out = tmp_path / "det.pth"
+    res = cli("convert", "--arch", ARCH, "--paddle-dir", models(ARCH), "--out", out, env=env)
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stderr and "internal error" not in res.stderr
+    warning = [l for l in res.stderr.splitlines() if "parity NOT verified" in l]
+    assert warning and "cannot be imported" in warning[0] and "libpaddle.so" in warning[0]
+    parity = torch.load(out, weights_only=True)["parity"]
+    assert parity["verified"] is False and "libpaddle.so" in parity["reason"]
+    out2 = tmp_path / "det2.pth"
+    res = cli("convert", "--arch", ARCH, "--paddle-dir", models(ARCH), "--out", out2,
+              "--require-verify", env=env)
+    assert_clean_failure(res, out2, 2, ["cannot be verified", "libpaddle.so"])
+    report = tmp_path / "report.json"
+    res = cli("verify", "--paddle-dir", models(ARCH), "--torch", out, "--report", report,
+              env=env)
+    assert_clean_failure(res, report, 2, ["cannot be verified", "cannot be imported",
+                                          "libpaddle.so"])
