@@ -147,6 +147,15 @@ def list_archs():
 
 
 def find_arch(name):
+    """A shipped table by name or alias, or a user's own table given as a .yaml path."""
+    if str(name).endswith((".yaml", ".yml")):
+        path = Path(name)
+        if not path.is_file():
+            raise PtocrError(f"{path}: no such file or directory")
+        try:
+            return spec_from_dict(_load_yaml(path), path)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise PtocrError(f"{path}: not an architecture table ({exc})") from None
     wanted = name.lower()
     specs = list_archs()
     for spec in specs.values():

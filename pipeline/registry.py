@@ -33,8 +33,29 @@ def lookup(kind, name):
         raise KeyError(f"unknown {kind} operator {name!r} (known: {known})") from None
 
 
+_PLUGINS_LOADED = []
+
+
 def _fill():
+    """Import ptocr's operator modules, then the user's: modules named in $PTOCR_PLUGINS
+    (comma-separated) and ``ptocr.plugins`` entry points of installed packages, so a team's
+    own operator needs no change to ptocr."""
     from . import postprocess, preprocess  # noqa: F401  (importing them registers the classes)
+
+    if _PLUGINS_LOADED:
+        return
+    _PLUGINS_LOADED.append(True)
+    import importlib
+    import os
+    from importlib.metadata import entry_points
+
+    for name in filter(None, (n.strip() for n in os.environ.get("PTOCR_PLUGINS", "").split(","))):
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ValueError(f"PTOCR_PLUGINS: cannot import {name} ({exc})") from None
+    for ep in entry_points(group="ptocr.plugins"):
+        ep.load()
 
 
 def _instantiate(kind, name, params, overrides):
