@@ -1,7 +1,9 @@
-"""Character dictionaries of CTC recognisers, carried inside the checkpoint.
+"""Character dictionaries of recognisers, carried inside the checkpoint.
 
-PaddleOCR's CTC label list is ["blank"] + dictionary lines (+ " " when use_space_char), so a
-recogniser with N classes needs a dictionary of N-1 or N-2 lines; anything else is refused.
+PaddleOCR's label decoders add special tokens to the dictionary lines (+ " " when
+use_space_char): CTC one blank, attention decoders their start/end/padding tokens. A table
+states how many (``dict_special_tokens``, default 1 for CTC), so a recogniser with N classes
+needs a dictionary of N - special or N - special - 1 lines; anything else is refused.
 """
 
 from pathlib import Path
@@ -48,13 +50,15 @@ def resolve(spec, weights, n_classes, rec_dict=None, use_space_char=None):
         chars, source = read_dict_file(found[0]), found[0].name
     else:
         raise PtocrError(f"{spec.name}: no character dictionary known; pass --rec-dict FILE")
+    special = spec.dict_special_tokens
     if use_space_char is None:
         use_space_char = spec.use_space_char if n_classes is None else (
-            n_classes == len(chars) + 2)
-    expected = len(chars) + 1 + int(use_space_char)
+            n_classes == len(chars) + special + 1)
+    expected = len(chars) + special + int(use_space_char)
     if n_classes is not None and expected != n_classes:
+        tokens = "blank" if special == 1 else f"{special} special tokens"
         raise PtocrError(
-            f"dictionary {source} has {len(chars)} entries: with blank"
+            f"dictionary {source} has {len(chars)} entries: with {tokens}"
             f"{' and space' if use_space_char else ''} that is {expected} classes, "
             f"the model has {n_classes}")
     return {"character_dict": chars, "use_space_char": bool(use_space_char),

@@ -61,6 +61,7 @@ class ArchSpec:
     model_names: list = field(default_factory=list)  # inference.yml Global.model_name values
     dictionary: str = None  # rec: standard dictionary file (dicts/) or inference.yml
     use_space_char: bool = False
+    dict_special_tokens: int = 1  # classes besides the dictionary (CTC: blank; see dictionary.py)
     processing: dict = None  # {PreProcess, PostProcess} in PaddleOCR's schema, or None
     path: Path = None
 
@@ -133,6 +134,7 @@ def spec_from_dict(data, path=None):
         inputs=data.get("inputs", {}), tolerance=data.get("tolerance", {"max_abs": 1e-4}),
         proof=data.get("proof", "op-level + names"), model_names=data.get("model_names", []),
         dictionary=data.get("dict"), use_space_char=data.get("use_space_char", False),
+        dict_special_tokens=data.get("dict_special_tokens", 1),
         processing=resolve_processing(data, path), path=path)
 
 
