@@ -16,4 +16,8 @@ def __getattr__(name):
         from .pipeline.system import OCR
 
         return OCR
+    if name == "ray":  # ptocr.ray.ocr_dataset(ds, det=..., rec=...); needs ptocr[ray]
+        from .engines import ray_data
+
+        return ray_data
     raise AttributeError(name)

@@ -64,9 +64,27 @@ def _collect_images(inputs):
 @click.option("--vis-font", type=click.Path(), help="Font for --vis-dir (must render CJK).")
 @click.option("--threads", type=int, help="torch CPU threads (default: torch's).")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Corpus mode: write rows as shards in this directory (resumable); INPUTS "
+              "are folders, globs, .txt lists or .parquet/.jsonl manifests.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
+              show_default=True, help="Corpus mode: in-process or Ray Data.")
+@click.option("--format", "out_format", type=click.Choice(["parquet", "jsonl"]),
+              default="parquet", show_default=True, help="Corpus mode: shard format.")
+@click.option("--address", help="Ray cluster address (auto, ray://host:port); default: start "
+              "a local Ray.")
+@click.option("--num-workers", type=int, help="Ray workers (default: one per CPU).")
+@click.option("--batch-size", type=int, default=8, show_default=True,
+              help="Images per Ray batch.")
+@click.option("--shard-size", type=int, default=1000, show_default=True,
+              help="Rows per output shard.")
+@click.option("--path-column", default="path", show_default=True,
+              help="Path column of a .parquet/.jsonl manifest.")
 @_with_ocr_options
 @debug_option
-def ocr(inputs, det, rec, cls_path, json_out, vis_dir, vis_font, threads, overwrite, **options):
+def ocr(inputs, det, rec, cls_path, json_out, vis_dir, vis_font, threads, overwrite, out_dir,
+        engine, out_format, address, num_workers, batch_size, shard_size, path_column,
+        **options):
     """Run the OCR system (detect, classify, recognise) on images or directories.
 
     Exit 0 when every image was processed, 1 when some could not be read (the others are
@@ -78,6 +96,10 @@ def ocr(inputs, det, rec, cls_path, json_out, vis_dir, vis_font, threads, overwr
     from ..pipeline.system import OCR
     from ..converter.checkpoint import write_bytes_atomic
 
+    if out_dir:
+        return _corpus(inputs, det, rec, cls_path, json_out, vis_dir, threads, out_dir, engine,
+                       out_format, address, num_workers, batch_size, shard_size, path_column,
+                       options)
     images = _collect_images(inputs)
     if not images:
         raise PtocrError("no images found in the inputs")
@@ -118,3 +140,25 @@ def ocr(inputs, det, rec, cls_path, json_out, vis_dir, vis_font, threads, overwr
     if failed:
         raise PtocrError(f"{failed} of {len(images)} images could not be read",
                          exit_code=2 if not results else 1)
+
+
+def _corpus(inputs, det, rec, cls_path, json_out, vis_dir, threads, out_dir, engine, out_format,
+            address, num_workers, batch_size, shard_size, path_column, options):
+    """ptocr ocr SOURCE... --out DIR: rows as shards, skipping what DIR already holds."""
+    from ..engines.corpus import run_corpus
+
+    if json_out or vis_dir:
+        raise PtocrError("--out writes rows as shards; --json and --vis-dir are for images")
+    if min(batch_size, shard_size) < 1 or (num_workers is not None and num_workers < 1):
+        raise PtocrError("--batch-size, --shard-size and --num-workers must be at least 1")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    summary = run_corpus(list(inputs), out_dir, det, rec, cls_path, engine=engine,
+                         fmt=out_format, path_column=path_column, shard_size=shard_size,
+                         address=address, num_workers=num_workers, batch_size=batch_size,
+                         **options)
+    click.echo(f"ocr: {summary['done']} images done ({summary['errors']} unreadable, kept as "
+               f"error rows), {summary['skipped']} already in {out_dir}; {summary['shards']} "
+               f"shards written in {summary['seconds']:.1f}s", err=True)
