@@ -46,6 +46,7 @@ bench: weights
 	$(BIN)/python scripts/bench_convert.py
 	$(BIN)/python scripts/bench_verify.py
 	$(BIN)/python scripts/bench_ocr.py
+	$(BIN)/python scripts/bench_corpus.py
 
 # every official model: fetched where reachable, converted, verified; build/zoo/report.md
 zoo: install
