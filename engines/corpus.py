@@ -9,9 +9,12 @@ from .sources import list_source
 
 def run_corpus(sources, out_dir, det, rec, cls=None, engine="local", fmt="parquet",
                path_column="path", shard_size=1000, address=None, num_workers=None,
-               batch_size=8, progress_bar=True, **options):
+               batch_size=8, threads=None, progress_bar=True, **options):
     """Rows for every image of the SOURCES not already in OUT_DIR with the same model
-    checksums; returns {'total', 'skipped', 'done', 'errors', 'seconds'}."""
+    checksums. ``threads``: torch threads of the in-process system, or of each Ray worker
+    (default there: 1); rows are bitwise identical across engines at equal thread counts
+    (other counts change fp32 summation order, so scores may differ in the last digits).
+    Returns {'total', 'skipped', 'done', 'errors', 'seconds'}."""
     from tqdm import tqdm
 
     paths = list(dict.fromkeys(p for source in sources  # each path once
@@ -37,12 +40,13 @@ def run_corpus(sources, out_dir, det, rec, cls=None, engine="local", fmt="parque
         if todo and engine == "local":
             from .local import run_local
 
-            run_local(todo, models, writer, shard_size, bar.update, **kwargs)
+            run_local(todo, models, writer, shard_size, bar.update, threads=threads, **kwargs)
         elif todo and engine == "ray":
             from .ray_data import run_ray
 
             run_ray(todo, models, writer, shard_size, bar.update, address=address,
-                    num_workers=num_workers, batch_size=batch_size, **kwargs)
+                    num_workers=num_workers, batch_size=batch_size,
+                    threads_per_worker=threads or 1, **kwargs)
     finally:
         bar.close()
     return {"total": len(paths), "skipped": len(paths) - len(todo), "done": writer.rows,

@@ -54,12 +54,15 @@ def ocr_dataset(ds, det, rec, cls=None, num_workers=1, batch_size=8, path_column
     models = models or models_key({"det": det, "rec": rec, "cls": cls})
     system_kwargs = {"det": str(det), "rec": str(rec), "cls": str(cls) if cls else None,
                      **options}
+    from ray.data import ActorPoolStrategy
+
     return ds.map_batches(
         OCRWorker, fn_constructor_kwargs={"system_kwargs": system_kwargs, "models": models,
                                           "path_column": path_column,
                                           "threads": threads_per_worker},
-        batch_size=batch_size, batch_format="numpy", concurrency=max(1, int(num_workers)),
-        num_cpus=threads_per_worker, max_restarts=-1, max_task_retries=-1)
+        batch_size=batch_size, batch_format="numpy",
+        compute=ActorPoolStrategy(size=max(1, int(num_workers))), num_cpus=threads_per_worker,
+        max_restarts=-1, max_task_retries=-1)  # a dead worker is restarted, its batch retried
 
 
 def init(address=None, num_cpus=None):
