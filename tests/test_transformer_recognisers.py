@@ -192,7 +192,7 @@ def test_ocr_reads_with_each_recogniser(exported, det_checkpoint, testdata, cli)
     """Preprocessing and decoding come from the checkpoint; the lines equal the recogniser
     run by hand on the same crops with PaddleOCR's own resize and decoder."""
     out, dict_file, tmp = exported
-    img = testdata / "images" / "img_12.jpg"
+    img = testdata / "images" / "ger_1.jpg"
     ref_aug = ppocr_module("ppocr.data.imaug.rec_img_aug")
     ref_post = ppocr_module("ppocr.postprocess.rec_postprocess")
     for arch in SMALL:
@@ -225,7 +225,7 @@ def test_ocr_reads_with_each_recogniser(exported, det_checkpoint, testdata, cli)
     res = cli("ocr", img, "--det", det_checkpoint, "--rec", tmp / "nrtr.pth", "--json",
               tmp / "nrtr_ocr.json", "--drop-score", "0", "--overwrite")
     assert res.returncode == 0, res.stderr
-    assert json.loads((tmp / "nrtr_ocr.json").read_text(encoding="utf-8"))["img_12.jpg"]
+    assert json.loads((tmp / "nrtr_ocr.json").read_text(encoding="utf-8"))["ger_1.jpg"]
 
 
 def ocr_crop(img, box):
@@ -237,7 +237,7 @@ def ocr_crop(img, box):
 def test_wrong_role_and_wrong_dictionary_are_one_line_errors(exported, det_checkpoint, tmp_path,
                                                              testdata, cli):
     out, dict_file, tmp = exported
-    img = testdata / "images" / "img_12.jpg"
+    img = testdata / "images" / "ger_1.jpg"
     res = cli("ocr", img, "--det", det_checkpoint, "--rec", det_checkpoint, "--json",
               tmp_path / "o.json")
     assert res.returncode != 0 and "Traceback" not in res.stderr
@@ -352,3 +352,35 @@ def test_nrtr_and_vitstr_decoders_equal_paddleocr(tmp_path):
     ref = post.ViTSTRLabelDecode(str(dict_file))(p)
     assert [t for t, _ in ours] == [t for t, _ in ref] and ours[0][0] == ref[0][0]
     assert np.allclose([s for _, s in ours], [s for _, s in ref])
+
+
+# ---- SVTRNet options the tables do not use, against the paddle transcription in-process
+
+@pytest.mark.parametrize("types", ["Pool", "Conv"])
+def test_svtr_patch_merging(types):
+    import paddle_transformer_ref as P
+    from paddle_ref import load_into, max_diff, randomize
+    from ptocr.models.backbones.svtrnet import SubSample
+
+    ref = randomize(P.SubSample(8, 12, types), seed=2)
+    ours = load_into(SubSample(8, 12, types), ref)
+    x = np.random.RandomState(1).uniform(-2, 2, (2, 8, 5, 9)).astype(np.float32)
+    assert max_diff(ref, ours, x) < 1e-5
+
+
+@pytest.mark.parametrize("merging,prenorm,sub_num", [("Pool", True, 2), (None, False, 3),
+                                                     ("Conv", True, 3)])
+def test_svtr_backbone_options(merging, prenorm, sub_num):
+    import paddle_transformer_ref as P
+    from paddle_ref import load_into, max_diff
+    from ptocr.models.backbones.svtrnet import SVTRNet
+
+    dims = [16, 24, 32] if merging else [16, 16, 16]  # without merging the width stays
+    cfg = dict(img_size=[32, 64], embed_dim=dims, depth=[1, 1, 1], num_heads=[2, 2, 4],
+               mixer=["Local", "Global", "Conv"], local_mixer=[[3, 3], [3, 3], [3, 3]],
+               patch_merging=merging or "None", out_channels=20, out_char_num=6, prenorm=prenorm,
+               sub_num=sub_num, mlp_ratio=2)
+    ref = P.randomize(P.SVTRNet(**cfg), seed=3)
+    ours = load_into(SVTRNet(**cfg), ref)
+    x = np.random.RandomState(2).uniform(-1, 1, (2, 3, 32, 64)).astype(np.float32)
+    assert max_diff(ref, ours, x) < 1e-5
