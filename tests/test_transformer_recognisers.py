@@ -135,6 +135,27 @@ def test_export_converts_and_verifies_with_the_cli(arch, exported, cli):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+QKV = {"svtr": "backbone.blocks1.0.mixer.qkv.weight", "vitstr": "backbone.blocks.0.mixer.qkv.weight",
+       "nrtr": "head.decoder.0.self_attn.qkv.weight"}
+
+
+@pytest.mark.parametrize("arch", list(SMALL))
+def test_a_deliberately_wrong_layout_is_refused(arch, exported):
+    """q and k swapped in one attention block (a plausible layout mistake): the verifier
+    must fail it (the twins' random weights are sharpened so that it shows)."""
+    from ptocr.converter.verify import verify
+
+    out, _, tmp = exported
+    export, _, table = out[arch]
+    model = ptocr.load(tmp / f"{arch}.pth")
+    w = model.state_dict()[QKV[arch]]
+    d = w.shape[0] // 3
+    with torch.no_grad():
+        w.copy_(torch.cat([w[d:2 * d].clone(), w[:d].clone(), w[2 * d:].clone()]))
+    report = verify(formats.read(export), model, find_arch(str(table)))
+    assert not report["passed"]
+
+
 def test_nrtr_greedy_loop_stops_where_the_program_stops():
     """PaddleOCR's forward_test leaves the loop once every row of the batch predicts </s>
     (and not before); the ids and probabilities gathered until then are the output."""
