@@ -212,13 +212,13 @@ def resolve_config(spec, weights, architecture=None):
 
 def _unstructured_value(rule, weights):
     """A hyperparameter for weights without structured names: a literal, or
-    ``{last_param_dim: D}``, dimension D of the parameter the program uses last (the
-    classifier of rec/cls heads)."""
+    ``{last_param_dim: D[, offset: K]}``, dimension D of the parameter the program uses last
+    (the classifier of rec/cls heads), plus K."""
     if isinstance(rule, dict) and "last_param_dim" in rule:
         if weights.program is None:
             raise MappingError("cannot read the class count: no program")
         last = list(weights.program.first_use())[-1]
-        return int(weights.tensors[last].shape[rule["last_param_dim"]])
+        return int(weights.tensors[last].shape[rule["last_param_dim"]]) + rule.get("offset", 0)
     return rule
 
 
@@ -320,38 +320,76 @@ def _raise_if_problems(unmatched, missing, conflicts, arch, extra=""):
 
 
 def torch_use_order(model, example_input):
-    """Torch tensor names in the order the forward pass first uses their modules."""
+    """Torch tensor names in the order the forward pass first uses them: a leaf module's
+    tensors when the module is first called (in PaddleOCR's order within the module), and the
+    tensors a module holds beside its children (SVTRNet's pos_embed, ViTSTR's cls_token) at
+    the first op that reads them, which may come after a child ran."""
+    from torch.overrides import TorchFunctionMode
+
     order, hooks = [], []
     seen = set()
 
     def hook(module, _inputs):
         if id(module) not in seen:
             seen.add(id(module))
-            order.append(module)
+            order.append(("module", module))
 
-    names = {}
+    names, watched = {}, {}
     for mod_name, module in model.named_modules():
         direct = [n for n, _ in module.named_parameters(recurse=False)] + [
             n for n, _ in module.named_buffers(recurse=False) if n != "num_batches_tracked"]
-        if direct:
-            names[id(module)] = (mod_name, direct)
-            hooks.append(module.register_forward_pre_hook(hook))
+        if not direct:
+            continue
+        has_children = any(True for _ in module.children())
+        if has_children:  # ordered by the ops that read them
+            for n in direct:
+                watched[id(getattr(module, n))] = f"{mod_name}.{n}" if mod_name else n
+                hooks.append(None)
+            continue
+        names[id(module)] = (mod_name, direct)
+        hooks.append(module.register_forward_pre_hook(hook))
+
+    class Watch(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            for a in list(args) + list((kwargs or {}).values()):
+                key = id(a)
+                if key in watched and key not in seen:
+                    seen.add(key)
+                    order.append(("tensor", watched[key]))
+            return func(*args, **(kwargs or {}))
+
     was_training = model.training
     try:
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), Watch():
             model(example_input)
     finally:
         for h in hooks:
-            h.remove()
+            if h is not None:
+                h.remove()
         model.train(was_training)
     out = []
-    for module in order:
-        mod_name, direct = names[id(module)]
-        preferred = PADDLE_USE_ORDER.get(type(module))
+    for kind, item in order:
+        if kind == "tensor":
+            out.append((item, None))
+            continue
+        mod_name, direct = names[id(item)]
+        preferred = PADDLE_USE_ORDER.get(type(item))
         if preferred:
             direct = [n for n in preferred if n in direct] + [n for n in direct if n not in preferred]
-        out += [(f"{mod_name}.{n}" if mod_name else n, type(module)) for n in direct]
+        out += [(f"{mod_name}.{n}" if mod_name else n, type(item)) for n in direct]
+    return out
+
+
+def _program_constants(model):
+    """Non-persistent buffers that Paddle programs nevertheless store as persistable tensors
+    (tensors a layer builds in __init__ and keeps as a plain attribute, e.g. SVTR's Local
+    attention mask): a module lists them in ``paddle_constants``."""
+    out = {}
+    for mod_name, module in model.named_modules():
+        for n in getattr(module, "paddle_constants", ()):
+            if getattr(module, n, None) is not None:
+                out[f"{mod_name}.{n}" if mod_name else n] = getattr(module, n)
     return out
 
 
@@ -361,10 +399,16 @@ def _map_by_program(weights, targets, model, spec, example_input):
     if example_input is None:
         raise MappingError("aligning by program order needs an example input")
     paddle_order = list(weights.program.first_use().items())
-    torch_order = [(n, owner) for n, owner in torch_use_order(model, example_input) if n in targets]
+    constants = _program_constants(model)
+    torch_order = [(n, owner) for n, owner in torch_use_order(model, example_input)
+                   if n in targets or n in constants]
     state, report = {}, MappingReport(method="program order")
     conflicts = []
     for i, ((pname, (op_type, _slot)), (tname, owner)) in enumerate(zip(paddle_order, torch_order)):
+        if tname in constants:  # a tensor the program stores, fixed by the config: must agree
+            if not np.array_equal(weights.tensors[pname], constants[tname].numpy()):
+                conflicts.append(f"#{i} {pname} ({op_type}) differs from the constant {tname}")
+            continue
         array = to_torch_layout(weights.tensors[pname], owner, tname)
         tensor = targets[tname][0]
         allowed = OP_TYPES.get(owner)

@@ -101,3 +101,20 @@ class SEModule(nn.Module):
 def upsample_nearest(x, scale):
     """Paddle's F.upsample(mode='nearest', scale_factor=s) for integer s: each pixel repeated."""
     return F.interpolate(x, scale_factor=scale, mode="nearest")
+
+
+class DownscaleInInferDropout(nn.Module):
+    """Paddle's Dropout(p, mode='downscale_in_infer'): identity while training (up to the
+    random drop) and x * (1 - p) at inference, where torch's Dropout is the identity."""
+
+    def __init__(self, p):
+        super().__init__()
+        self.p = float(p)
+
+    def forward(self, x):
+        if self.training:
+            return nn.functional.dropout(x, self.p, True) * (1.0 - self.p)
+        return x * (1.0 - self.p)
+
+    def extra_repr(self):
+        return f"p={self.p}"

@@ -186,3 +186,97 @@ def test_bilinear_align_mode_1_differs_from_torch():
     ours = torch.nn.functional.interpolate(torch.from_numpy(x), scale_factor=2,
                                            mode="bilinear", align_corners=False).numpy()
     assert np.abs(ref - ours).max() > 1e-3
+
+
+# ---- transformer recognisers (SVTR, ViTSTR, NRTR): paddle layers from
+# tests/paddle_transformer_ref.py, written after PaddleOCR's modules
+
+def test_dropout_downscale_in_infer_scales_at_inference():
+    """SVTRNet's last Dropout(p, mode='downscale_in_infer') multiplies by 1 - p at inference,
+    where torch's Dropout (and paddle's default mode) is the identity."""
+    from ptocr.models.layers import DownscaleInInferDropout
+
+    x = rand(2, 5, 1, 7)
+    ref = paddle.nn.Dropout(p=0.1, mode="downscale_in_infer")
+    ref.eval()
+    ours = DownscaleInInferDropout(0.1).eval()
+    close(ref(paddle.to_tensor(x)), ours(torch.from_numpy(x)), atol=1e-6)
+    assert not np.allclose(x, ours(torch.from_numpy(x)).numpy())
+    default = paddle.nn.Dropout(p=0.1)
+    default.eval()
+    close(default(paddle.to_tensor(x)), nn.Dropout(0.1).eval()(torch.from_numpy(x)))
+
+
+@pytest.mark.parametrize("hw,k", [((8, 25), (7, 11)), ((4, 16), (3, 5)), ((2, 5), (4, 6)),
+                                  ((2, 3), (7, 11))])
+def test_svtr_local_attention_mask(hw, k):
+    """SVTRNet's Local mixer mask, built by paddle as PaddleOCR builds it (padded grid, window
+    written per token, cropped) vs ours (window offsets), even and oversized windows too."""
+    import paddle_transformer_ref as P
+    from ptocr.models.necks.rnn import local_window_mask
+
+    ref = P.Attention(8, 2, "Local", list(hw), list(k)).mask.numpy()
+    ours = local_window_mask(hw, k).numpy()
+    assert ref.shape == ours.shape == (1, 1, hw[0] * hw[1], hw[0] * hw[1])
+    assert np.array_equal(ref, ours)
+
+
+@pytest.mark.parametrize("mixer", ["Global", "Local", "Conv"])
+def test_svtr_block_attention_layout(mixer):
+    """qkv as one [dim, 3*dim] projection split (3, heads, head_dim) after the reshape, the
+    scale on q before q @ k^T, the mask added to the logits; the Conv mixer a grouped conv
+    over the token grid; post-norm block."""
+    import paddle_transformer_ref as P
+    from paddle_ref import load_into, max_diff, randomize
+    from ptocr.models.necks.rnn import Block
+
+    ref = randomize(P.Block(12, 3, mixer, [3, 5], [4, 6], mlp_ratio=2, qkv_bias=True,
+                            prenorm=False), seed=4)
+    ours = load_into(Block(12, 3, 2, True, None, "gelu", 1e-6, False, mixer, (3, 5), (4, 6)),
+                     ref)
+    assert max_diff(ref, ours, rand(2, 24, 12)) < 1e-5
+
+
+@pytest.mark.parametrize("self_attn", [True, False])
+def test_nrtr_multihead_attention_layout(self_attn):
+    """NRTR's attention: fused qkv (self) or q + fused kv (cross), heads split after the
+    projection, scale after q @ k^T, additive mask."""
+    import paddle_transformer_ref as P
+    from paddle_ref import load_into, randomize
+    from ptocr.models.heads.rec_nrtr_head import MultiheadAttention
+
+    ref = randomize(P.MultiheadAttention(16, 4, self_attn=self_attn), seed=5)
+    ours = load_into(MultiheadAttention(16, 4, self_attn=self_attn), ref)
+    q, kv = rand(2, 5, 16), rand(2, 7, 16)
+    mask = np.triu(np.full((5, 5), -np.inf, np.float32), 1)[None, None]
+    key = None if self_attn else kv
+    with torch.no_grad():
+        out = ours(torch.from_numpy(q), None if key is None else torch.from_numpy(key),
+                   torch.from_numpy(mask) if self_attn else None)
+    close(ref(paddle.to_tensor(q), None if key is None else paddle.to_tensor(key),
+              paddle.to_tensor(mask) if self_attn else None), out, atol=1e-4)
+
+
+def test_nrtr_positional_encoding_table_and_layout():
+    """The sinusoid table (sin on even, cos on odd features) in Paddle's [max_len, 1, dim]
+    buffer layout, added along the sequence axis of batch-first input."""
+    import paddle_transformer_ref as P
+    from ptocr.models.heads.rec_nrtr_head import PositionalEncoding
+
+    ref = P.PositionalEncoding(0.1, 32)
+    ref.eval()
+    ours = PositionalEncoding(32)
+    assert list(ref.pe.shape) == list(ours.pe.shape) == [5000, 1, 32]
+    close(ref.pe, ours.pe, atol=2e-4)  # sin/cos of large positions differ in the last bits
+    close(ref.pe[:100], ours.pe[:100], atol=1e-6)
+    x = rand(3, 9, 32)
+    close(ref(paddle.to_tensor(x)), ours(torch.from_numpy(x)), atol=1e-6)
+
+
+@pytest.mark.parametrize("width,out", [(80, 40), (64, 25), (25, 25), (16, 8), (100, 26)])
+def test_adaptive_avg_pool_bins(width, out):
+    """SVTRNet pools the token grid to [1, out_char_num]: same bins in both frameworks,
+    also when the width does not divide."""
+    x = rand(2, 4, 2, width)
+    close(paddle.nn.AdaptiveAvgPool2D([1, out])(paddle.to_tensor(x)),
+          nn.AdaptiveAvgPool2d((1, out))(torch.from_numpy(x)))

@@ -164,10 +164,20 @@ def _pir_attrs(items):
     return out
 
 
+def _flat_pir_ops(raw_ops):
+    """Ops in program order, the ops of a control-flow op's regions (a decoding loop's body,
+    a branch) right after the op itself: the order parameters are first used in."""
+    for raw in raw_ops:
+        yield raw
+        for region in raw.get("regions") or []:
+            for block in region.get("blocks") or []:
+                yield from _flat_pir_ops(block.get("ops") or [])
+
+
 def _parse_pir_ops(raw_ops):
     params, ops, feeds, fetches = {}, [], [], []
     names = {}  # value id -> name
-    for raw in raw_ops:
+    for raw in _flat_pir_ops(raw_ops):
         kind = raw["#"]
         results = raw.get("O") or []
         if isinstance(results, dict):

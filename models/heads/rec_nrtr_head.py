@@ -1,6 +1,9 @@
-"""The NRTR sequence head that PaddleOCR's MultiHead trains beside the CTC branch
-(heads/rec_nrtr_head.py, decoder-only as MultiHead builds it). Inference programs do not
-run it; ptocr builds it only with ``--full-head``, for people who fine-tune."""
+"""PaddleOCR's NRTR ``Transformer`` head (heads/rec_nrtr_head.py): an optional encoder of
+self-attention blocks over the image sequence, then a decoder that reads greedily from <s>
+until every sequence of the batch predicts </s> or max_len - 1 steps have run, returning
+(token ids, their probabilities) as Paddle's exported program does. NRTR (rec_mtb_nrtr)
+uses the whole head; PaddleOCR's MultiHead trains a decoder-only one beside its CTC branch
+(ptocr builds that only with ``--full-head``, for people who fine-tune)."""
 
 import math
 
@@ -8,6 +11,7 @@ import torch
 from torch import nn
 
 from ..necks.rnn import Mlp
+from ..registry import register
 
 BOS, EOS = 2, 3  # PaddleOCR's NRTR label encoding: 0 pad, 1 unk, 2 <s>, 3 </s>
 
@@ -47,20 +51,27 @@ class MultiheadAttention(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """Post-norm decoder block: self-attention, cross-attention to the image, MLP."""
+    """Post-norm block: self-attention (norm1), cross-attention to memory (norm2), MLP
+    (norm3); encoder blocks have no cross-attention."""
 
-    def __init__(self, d_model, nhead, dim_feedforward, epsilon=1e-5):
+    def __init__(self, d_model, nhead, dim_feedforward, epsilon=1e-5, with_self_attn=True,
+                 with_cross_attn=True):
         super().__init__()
-        self.self_attn = MultiheadAttention(d_model, nhead, self_attn=True)
-        self.norm1 = nn.LayerNorm(d_model, eps=epsilon)
-        self.cross_attn = MultiheadAttention(d_model, nhead)
-        self.norm2 = nn.LayerNorm(d_model, eps=epsilon)
+        self.with_self_attn, self.with_cross_attn = with_self_attn, with_cross_attn
+        if with_self_attn:
+            self.self_attn = MultiheadAttention(d_model, nhead, self_attn=True)
+            self.norm1 = nn.LayerNorm(d_model, eps=epsilon)
+        if with_cross_attn:
+            self.cross_attn = MultiheadAttention(d_model, nhead)
+            self.norm2 = nn.LayerNorm(d_model, eps=epsilon)
         self.mlp = Mlp(d_model, dim_feedforward, act="relu")
         self.norm3 = nn.LayerNorm(d_model, eps=epsilon)
 
-    def forward(self, tgt, memory, self_mask=None):
-        tgt = self.norm1(tgt + self.self_attn(tgt, attn_mask=self_mask))
-        tgt = self.norm2(tgt + self.cross_attn(tgt, key=memory))
+    def forward(self, tgt, memory=None, self_mask=None):
+        if self.with_self_attn:
+            tgt = self.norm1(tgt + self.self_attn(tgt, attn_mask=self_mask))
+        if self.with_cross_attn:
+            tgt = self.norm2(tgt + self.cross_attn(tgt, key=memory))
         return self.norm3(tgt + self.mlp(tgt))
 
 
@@ -81,25 +92,35 @@ class PositionalEncoding(nn.Module):
 
 
 class Embeddings(nn.Module):
-    def __init__(self, d_model, vocab, padding_idx=0):
+    def __init__(self, d_model, vocab, padding_idx=0, scale_embedding=True):
         super().__init__()
         self.embedding = nn.Embedding(vocab, d_model, padding_idx=padding_idx)
-        self.d_model = d_model
+        self.d_model, self.scale_embedding = d_model, scale_embedding
 
     def forward(self, x):
-        return self.embedding(x) * math.sqrt(self.d_model)
+        x = self.embedding(x)
+        return x * math.sqrt(self.d_model) if self.scale_embedding else x
 
 
-class NRTRDecoder(nn.Module):
-    """PaddleOCR's Transformer with num_encoder_layers=-1: the image features are memory."""
+@register("Head")
+class Transformer(nn.Module):
+    """PaddleOCR's NRTR head. ``out_channels`` is the label count; the projection has one
+    more class (index 0 is padding)."""
 
-    def __init__(self, d_model, nhead, num_decoder_layers, dim_feedforward, out_channels,
-                 max_len=25):
+    def __init__(self, d_model=512, nhead=8, num_encoder_layers=6, beam_size=0,
+                 num_decoder_layers=6, max_len=25, dim_feedforward=1024, in_channels=0,
+                 out_channels=0, scale_embedding=True, **_training_only):
         super().__init__()
+        if beam_size and beam_size > 0:
+            raise ValueError("NRTR beam search (beam_size > 0) is not supported; exports "
+                             "decode greedily (beam_size <= 0)")
         self.out_channels = out_channels + 1
         self.max_len = max_len
-        self.embedding = Embeddings(d_model, self.out_channels)
+        self.embedding = Embeddings(d_model, self.out_channels, 0, scale_embedding)
         self.positional_encoding = PositionalEncoding(d_model)
+        self.encoder = nn.ModuleList(
+            TransformerBlock(d_model, nhead, dim_feedforward, with_cross_attn=False)
+            for _ in range(num_encoder_layers)) if num_encoder_layers > 0 else None
         self.decoder = nn.ModuleList(
             TransformerBlock(d_model, nhead, dim_feedforward) for _ in range(num_decoder_layers))
         self.tgt_word_prj = nn.Linear(d_model, self.out_channels, bias=False)
@@ -108,6 +129,14 @@ class NRTRDecoder(nn.Module):
     def causal_mask(size, device):
         return torch.triu(torch.full((size, size), float("-inf"), device=device), 1)[None, None]
 
+    def encode(self, src):
+        if self.encoder is None:
+            return src
+        src = self.positional_encoding(src)
+        for block in self.encoder:
+            src = block(src)
+        return src
+
     def decode(self, tokens, memory):
         tgt = self.positional_encoding(self.embedding(tokens))
         mask = self.causal_mask(tokens.shape[1], tokens.device)
@@ -115,18 +144,20 @@ class NRTRDecoder(nn.Module):
             tgt = block(tgt, memory, self_mask=mask)
         return self.tgt_word_prj(tgt)
 
-    def forward(self, memory, targets=None):
+    def forward(self, src, targets=None):
         if self.training:  # teacher forcing on the label, as Paddle trains it
             tokens, lengths = targets[0], targets[1]
-            return self.decode(tokens[:, : 2 + int(lengths.max())][:, :-1], memory)
-        return self.greedy(memory)
+            return self.decode(tokens[:, : 2 + int(lengths.max())][:, :-1], self.encode(src))
+        return self.greedy(self.encode(src))
 
     @torch.no_grad()
     def greedy(self, memory):
-        """Greedy decoding: token ids and their probabilities, BOS first (forward_test)."""
+        """Greedy decoding: token ids and their probabilities, BOS first (forward_test).
+        Paddle's program stops as soon as every sequence predicts EOS, so the output length
+        depends on the input; stopping there too gives the program's very tensors."""
         n = memory.shape[0]
         seq = torch.full((n, 1), BOS, dtype=torch.long, device=memory.device)
-        prob = torch.ones(n, 1, device=memory.device)
+        prob = torch.ones(n, 1, device=memory.device, dtype=memory.dtype)
         for _ in range(1, self.max_len):
             word = torch.softmax(self.decode(seq, memory)[:, -1], dim=-1)
             p, idx = word.max(dim=-1)
@@ -161,6 +192,7 @@ def build_gtc_branch(in_channels, n_classes, nrtr_dim=256, max_text_length=25,
     before = [nn.Flatten(2), FCTranspose(in_channels, nrtr_dim)]
     if use_pos:
         before.append(AddPos(nrtr_dim, 80))
-    head = NRTRDecoder(nrtr_dim, nrtr_dim // 32, num_decoder_layers, nrtr_dim * 4, n_classes,
-                       max_text_length)
+    head = Transformer(nrtr_dim, nrtr_dim // 32, num_encoder_layers=-1,
+                       num_decoder_layers=num_decoder_layers, max_len=max_text_length,
+                       dim_feedforward=nrtr_dim * 4, out_channels=n_classes)
     return nn.Sequential(*before), head

@@ -48,12 +48,14 @@ class EncoderWithFC(nn.Module):
 
 
 class SVTRConvBN(nn.Module):
-    """conv (no bias) -> BN -> activation, with SVTR's names (conv, norm)."""
+    """conv -> BN -> activation, with SVTR's names (conv, norm); the neck's convs have no
+    bias, SVTRNet's patch embedding's do."""
 
-    def __init__(self, in_channels, out_channels, kernel_size=3, padding=0, act="swish"):
+    def __init__(self, in_channels, out_channels, kernel_size=3, padding=0, act="swish",
+                 stride=1, bias=False):
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding,
-                              bias=False)
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
+                              padding=padding, bias=bias)
         self.norm = nn.BatchNorm2d(out_channels)
         self.act = make_act(act)
 
@@ -62,22 +64,63 @@ class SVTRConvBN(nn.Module):
 
 
 class Attention(nn.Module):
-    """Global multi-head self-attention of SVTR (one qkv projection, heads split after)."""
+    """Multi-head self-attention of SVTR (one qkv projection, heads split after). ``Global``
+    attends everywhere; ``Local`` adds SVTRNet's window mask over an H×W token grid (each token
+    sees a local_k window around it), built once like Paddle's (a constant, not a weight)."""
 
-    def __init__(self, dim, num_heads=8, qkv_bias=False, qk_scale=None):
+    def __init__(self, dim, num_heads=8, qkv_bias=False, qk_scale=None, mixer="Global",
+                 HW=None, local_k=(7, 11)):
         super().__init__()
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.scale = qk_scale or self.head_dim ** -0.5
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
+        self.mixer = mixer
+        if mixer == "Local" and HW is not None:
+            # not a weight, but Paddle programs store it (program-order mapping checks it)
+            self.register_buffer("mask", local_window_mask(HW, local_k), persistent=False)
+            self.paddle_constants = ("mask",)
 
     def forward(self, x):
         n, t, c = x.shape
         qkv = self.qkv(x).reshape(n, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0] * self.scale, qkv[1], qkv[2]
-        attn = torch.softmax(q @ k.transpose(-2, -1), dim=-1)
+        attn = q @ k.transpose(-2, -1)
+        if self.mixer == "Local":
+            attn = attn + self.mask
+        attn = torch.softmax(attn, dim=-1)
         return self.proj((attn @ v).transpose(1, 2).reshape(n, t, c))
+
+
+def local_window_mask(HW, local_k):
+    """[1, 1, H*W, H*W]: 0 where key token j lies in the hk×wk window of query token i (rows
+    i-hk//2 .. i-hk//2+hk-1, likewise columns), -inf elsewhere (SVTRNet's Local mixer)."""
+    h, w = HW
+    hk, wk = local_k
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    ys, xs = ys.flatten(), xs.flatten()
+    dy, dx = ys[None] - ys[:, None], xs[None] - xs[:, None]  # [query, key] offsets
+    inside = ((dy >= -(hk // 2)) & (dy <= hk - 1 - hk // 2)
+              & (dx >= -(wk // 2)) & (dx <= wk - 1 - wk // 2))
+    mask = torch.full((h * w, h * w), float("-inf"))
+    mask[inside] = 0.0
+    return mask[None, None]
+
+
+class ConvMixer(nn.Module):
+    """SVTRNet's Conv mixer: a grouped conv over the H×W token grid."""
+
+    def __init__(self, dim, num_heads=8, HW=(8, 25), local_k=(3, 3)):
+        super().__init__()
+        self.HW = tuple(HW)
+        self.local_mixer = nn.Conv2d(dim, dim, tuple(local_k), 1,
+                                     (local_k[0] // 2, local_k[1] // 2), groups=num_heads)
+
+    def forward(self, x):
+        n, t, c = x.shape
+        x = self.local_mixer(x.transpose(1, 2).reshape(n, c, *self.HW))
+        return x.flatten(2).transpose(1, 2)
 
 
 class Mlp(nn.Module):
@@ -92,13 +135,20 @@ class Mlp(nn.Module):
 
 
 class Block(nn.Module):
-    """SVTR transformer block (global mixer), pre- or post-norm as PaddleOCR configures it."""
+    """SVTR transformer block, pre- or post-norm as PaddleOCR configures it; the mixer is
+    Global or Local attention or a Conv mixer (SVTRNet)."""
 
     def __init__(self, dim, num_heads, mlp_ratio=4.0, qkv_bias=False, qk_scale=None,
-                 act="gelu", epsilon=1e-6, prenorm=True):
+                 act="gelu", epsilon=1e-6, prenorm=True, mixer="Global", local_mixer=(7, 11),
+                 HW=None):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=epsilon)
-        self.mixer = Attention(dim, num_heads, qkv_bias, qk_scale)
+        if mixer in ("Global", "Local"):
+            self.mixer = Attention(dim, num_heads, qkv_bias, qk_scale, mixer, HW, local_mixer)
+        elif mixer == "Conv":
+            self.mixer = ConvMixer(dim, num_heads, HW, local_mixer)
+        else:
+            raise ValueError(f"SVTR mixer must be Global, Local or Conv, not {mixer!r}")
         self.norm2 = nn.LayerNorm(dim, eps=epsilon)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act)
         self.prenorm = prenorm
