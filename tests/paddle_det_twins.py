@@ -5,7 +5,8 @@ heads/det_sast_head.py, det_fce_head.py, e2e_pg_head.py): the same module tree, 
 ``state_dict()`` names equal PaddleOCR's. Run as a script it builds one of them, randomises
 every parameter and BN statistic (seeded) and saves it:
 
-    python paddle_det_twins.py ARCH PREFIX pdmodel|pir   (pir also writes PREFIX.pdparams)
+    python paddle_det_twins.py ARCH PREFIX pdmodel|pir
+    (pir also writes the training checkpoint PREFIX/../../train/best_accuracy.pdparams)
 
 2.x programs need FLAGS_enable_pir_api=0 before paddle is imported, hence a process each."""
 
@@ -382,4 +383,6 @@ if __name__ == "__main__":
     spec = [paddle.static.InputSpec([None, 3, None, None], "float32", "x")]
     paddle.jit.save(model, prefix, input_spec=spec)
     if fmt == "pir":
-        paddle.save(model.state_dict(), prefix + ".pdparams")
+        train = os.path.join(os.path.dirname(os.path.dirname(prefix)), "train")
+        os.makedirs(train, exist_ok=True)
+        paddle.save(model.state_dict(), os.path.join(train, "best_accuracy.pdparams"))
