@@ -354,6 +354,52 @@ class SASTHead(nn.Layer):
         return {"f_score": f_score, "f_border": f_border, "f_tvo": f_tvo, "f_tco": f_tco}
 
 
+# ---- FCENet neck and head (necks/fce_fpn.py without norm, heads/det_fce_head.py)
+
+class FCEFPN(nn.Layer):
+    def __init__(self, in_channels, out_channels, has_extra_convs=False, extra_stage=1):
+        super().__init__()
+        self.out_channels = out_channels
+        self.has_extra_convs, self.extra_stage = has_extra_convs, extra_stage
+        self.lateral_convs, self.fpn_convs = [], []
+        st = 4 - len(in_channels)
+        ed = st + len(in_channels) - 1
+        for i in range(st, ed + 1):
+            name = "fpn_inner_res5_sum" if i == 3 else "fpn_inner_res{}_sum_lateral".format(i + 2)
+            self.lateral_convs.append(self.add_sublayer(
+                name, nn.Conv2D(in_channels[i - st], out_channels, kernel_size=1)))
+        for i in range(st, ed + 1):
+            self.fpn_convs.append(self.add_sublayer(
+                "fpn_res{}_sum".format(i + 2),
+                nn.Conv2D(out_channels, out_channels, kernel_size=3, padding=1)))
+
+    def forward(self, body_feats):
+        laterals = [self.lateral_convs[i](body_feats[i]) for i in range(len(body_feats))]
+        for i in range(1, len(body_feats)):
+            lvl = len(body_feats) - i
+            laterals[lvl - 1] += F.interpolate(laterals[lvl], scale_factor=2.0, mode="nearest")
+        out = [self.fpn_convs[lvl](laterals[lvl]) for lvl in range(len(body_feats))]
+        if self.extra_stage > 0:
+            out.append(F.max_pool2d(out[-1], 1, stride=2))
+        return out
+
+
+class FCEHead(nn.Layer):
+    def __init__(self, in_channels, fourier_degree=5):
+        super().__init__()
+        self.out_conv_cls = nn.Conv2D(in_channels, 4, 3, 1, 1)
+        self.out_conv_reg = nn.Conv2D(in_channels, (2 * fourier_degree + 1) * 2, 3, 1, 1)
+
+    def forward(self, feats):
+        outs = {}
+        for i, x in enumerate(feats):
+            cls, reg = self.out_conv_cls(x), self.out_conv_reg(x)
+            tr = F.softmax(cls[:, 0:2, :, :], axis=1)
+            tcl = F.softmax(cls[:, 2:, :, :], axis=1)
+            outs["level_{}".format(i)] = paddle.concat([tr, tcl, reg], axis=1)
+        return outs
+
+
 class BaseModel(nn.Layer):
     def __init__(self, backbone, neck, head):
         super().__init__()
@@ -369,7 +415,14 @@ def sast():
     return BaseModel(backbone, neck, SASTHead(neck.out_channels))
 
 
-BUILDERS = {"sast": sast}
+def fce():
+    """det_r50_vd_dcn_fce_ctw with a 32-channel FPN (the config's 256 is a free width)."""
+    backbone = ResNet_vd(dcn_stage=[False, True, True, True], out_indices=[1, 2, 3])
+    neck = FCEFPN(backbone.out_channels, 32, has_extra_convs=False, extra_stage=0)
+    return BaseModel(backbone, neck, FCEHead(32, fourier_degree=5))
+
+
+BUILDERS = {"sast": sast, "fce": fce}
 
 
 def build(arch, seed=0):
