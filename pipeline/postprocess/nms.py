@@ -51,3 +51,29 @@ def locality_aware_nms(dets, thresh=0.3):
     if not merged:
         return np.zeros((0, 9), np.float32)
     return standard_nms(np.array(merged), thresh)
+
+
+def polygon_iou(a, b, buffer=1e-4):
+    """IoU of two polygons given as flat [x0, y0, x1, y1, ...]: the intersection of the two
+    slightly buffered polygons (robust to self-touching Fourier contours) over the union of
+    the plain areas (ppocr/utils/poly_nms.py's rule)."""
+    from shapely.geometry import Polygon
+
+    pa = Polygon(np.asarray(a, dtype=np.float64).reshape(-1, 2))
+    pb = Polygon(np.asarray(b, dtype=np.float64).reshape(-1, 2))
+    inter = (pa.buffer(buffer) & pb.buffer(buffer)).area
+    union = pa.area + pb.area - inter
+    return inter / union if union else 0.0
+
+
+def polygon_nms(polygons, thresh):
+    """Rows [x0, y0, ..., score] (lists), highest score first kept, rows overlapping a kept
+    one by IoU > ``thresh`` dropped; ties keep the later row first (a stable ascending sort
+    read from the end)."""
+    rows = np.array(sorted(polygons, key=lambda r: r[-1]))
+    keep, order = [], list(range(len(rows)))
+    while order:
+        best = order.pop()
+        keep.append(rows[best].tolist())
+        order = [i for i in order if polygon_iou(rows[best][:-1], rows[i][:-1]) <= thresh]
+    return keep
