@@ -107,3 +107,27 @@ def test_minarea_rect_crop_matches_paddleocr(seed, testdata):
     poly = (np.concatenate([top, bottom]) @ rot.T + centre).astype(np.float32)
     ours, theirs = get_minarea_rect_crop(img, poly), ref(img, poly)
     assert ours.shape == theirs.shape and np.array_equal(ours, theirs)
+
+
+def test_settings_reach_every_operator_that_takes_them():
+    """det_box_type (one CLI option) sets SAST's and FCE's decoders; scales parse as ints."""
+    from ptocr.pipeline.options import split_options
+
+    _, overrides = split_options({"det_box_type": "poly", "scales": "8,16", "alpha": "1.5",
+                                  "det_sast_nms_thresh": 0.3})
+    det = overrides["det"]
+    assert det["SASTPostProcess"] == {"box_type": "poly", "nms_thresh": 0.3}
+    assert det["FCEPostProcess"] == {"box_type": "poly", "scales": [8, 16], "alpha": 1.5}
+    with pytest.raises(ValueError, match="integers"):
+        split_options({"scales": "8,x"})
+
+
+def test_cli_lists_the_new_tables_with_their_proof(cli):
+    res = cli("archs")
+    assert res.returncode == 0, res.stderr
+    rows = {line.split()[0]: line for line in res.stdout.splitlines() if line.strip()}
+    for arch in ("det_r50_vd_sast_icdar15", "det_r50_vd_sast_totaltext",
+                 "det_r50_vd_dcn_fce_ctw"):
+        assert "paddle twin" in rows[arch]
+    res = cli("ocr", "--help")
+    assert res.stdout.count("--det-box-type") == 1 and "--fourier-degree" in res.stdout
