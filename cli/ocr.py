@@ -20,8 +20,11 @@ def _ocr_option_decorators():
 
     from ..pipeline.options import OPERATOR_OPTIONS, SystemOptions
 
-    decorators = []
+    decorators, seen = [], set()
     for o in OPERATOR_OPTIONS:
+        if o.name in seen:  # one option for a setting several operators take
+            continue
+        seen.add(o.name)
         flag = "--" + o.name.replace("_", "-")
         if o.type is bool:
             decorators.append(click.option(f"{flag}/--no-{o.name.replace('_', '-')}", o.name,

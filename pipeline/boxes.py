@@ -27,6 +27,18 @@ def filter_det_boxes(boxes, img_h, img_w):
     return np.array(kept, dtype="float32").reshape(-1, 4, 2)
 
 
+def clip_det_polys(polys, img_h, img_w):
+    """Polygons only clipped to the image, corners truncated to integers, nothing dropped
+    (predict_det's filter_tag_det_res_only_clip, used when det_box_type is poly)."""
+    kept = []
+    for poly in polys:
+        poly = np.array(poly, dtype=np.float32).reshape(-1, 2)
+        poly[:, 0] = [int(min(max(x, 0), img_w - 1)) for x in poly[:, 0]]
+        poly[:, 1] = [int(min(max(y, 0), img_h - 1)) for y in poly[:, 1]]
+        kept.append(poly)
+    return kept
+
+
 def sorted_boxes(boxes):
     """Top to bottom, then left to right within a 10-px line band, as predict_system does."""
     ordered = sorted(list(boxes), key=lambda b: (b[0][1], b[0][0]))
@@ -55,3 +67,16 @@ def get_rotate_crop_image(img, points):
     if crop.shape[0] * 1.0 / crop.shape[1] >= 1.5:
         crop = np.rot90(crop)
     return crop
+
+
+def get_minarea_rect_crop(img, points):
+    """Crop of a polygon's minimum-area rectangle, corners ordered top-left, top-right,
+    bottom-right, bottom-left (predict_system's crop when det_box_type is poly)."""
+    import cv2
+
+    rect = sorted(list(cv2.boxPoints(cv2.minAreaRect(np.array(points).astype(np.int32)))),
+                  key=lambda p: p[0])
+    # of the two leftmost corners the upper is top-left; of the two rightmost, top-right
+    a, d = (0, 1) if rect[1][1] > rect[0][1] else (1, 0)
+    b, c = (2, 3) if rect[3][1] > rect[2][1] else (3, 2)
+    return get_rotate_crop_image(img, np.array([rect[a], rect[b], rect[c], rect[d]]))

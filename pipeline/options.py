@@ -31,6 +31,15 @@ def _shape(value):
     return shape
 
 
+def _ints(value):
+    """'8,16,32' or [8, 16, 32] -> [8, 16, 32]."""
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    try:
+        return [int(v) for v in parts]
+    except ValueError:
+        raise ValueError(f"expected comma-separated integers, not {value!r}") from None
+
+
 OPERATOR_OPTIONS = [
     OperatorOption("det_limit_side_len", "det", "DetResizeForTest", "limit_side_len", int,
                    "side limit for detection resizing (PaddleOCR: 960)"),
@@ -52,6 +61,23 @@ OPERATOR_OPTIONS = [
                    "recogniser input C,H,W (from the checkpoint, PP-OCR: 3,48,320)"),
     OperatorOption("cls_image_shape", "cls", "ClsResizeImg", "image_shape", _shape,
                    "classifier input C,H,W (3,48,192)"),
+    # SAST, FCENet (a name may have one row per operator it sets; the CLI makes one option)
+    OperatorOption("det_sast_score_thresh", "det", "SASTPostProcess", "score_thresh", float,
+                   "SAST score threshold (0.5; PaddleOCR passes it, its decoder cuts the TCL "
+                   "map at tcl_map_thresh)"),
+    OperatorOption("det_sast_nms_thresh", "det", "SASTPostProcess", "nms_thresh", float,
+                   "SAST locality-aware NMS IoU threshold (0.2)"),
+    OperatorOption("det_box_type", "det", "SASTPostProcess", "box_type", str,
+                   "quad | poly: polygons where the detector gives them (from the checkpoint)"),
+    OperatorOption("det_box_type", "det", "FCEPostProcess", "box_type", str,
+                   "quad | poly"),
+    OperatorOption("scales", "det", "FCEPostProcess", "scales", _ints,
+                   "FCE output strides, e.g. 8,16,32"),
+    OperatorOption("alpha", "det", "FCEPostProcess", "alpha", float,
+                   "FCE score = region^alpha * centre^beta (alpha 1.0)"),
+    OperatorOption("beta", "det", "FCEPostProcess", "beta", float, "FCE beta (1.0)"),
+    OperatorOption("fourier_degree", "det", "FCEPostProcess", "fourier_degree", int,
+                   "FCE Fourier degree (5)"),
 ]
 
 
@@ -68,17 +94,18 @@ class SystemOptions:
 def split_options(options):
     """User settings -> (SystemOptions, {stage: {OpName: {param: value}}}); None means 'from
     the checkpoint'. Unknown names are a TypeError, as for any Python call."""
-    by_name = {o.name: o for o in OPERATOR_OPTIONS}
+    by_name = {}
+    for o in OPERATOR_OPTIONS:
+        by_name.setdefault(o.name, []).append(o)
     system_names = {f.name for f in fields(SystemOptions)}
     unknown = set(options) - set(by_name) - system_names
     if unknown:
         raise TypeError(f"unknown OCR options: {', '.join(sorted(unknown))}")
     overrides = {}
     for name, value in options.items():
-        if name in by_name and value is not None:
-            o = by_name[name]
-            value = o.type(value) if o.type is not bool else bool(value)
-            overrides.setdefault(o.stage, {}).setdefault(o.op, {})[o.param] = value
+        for o in by_name.get(name, []) if value is not None else []:
+            typed = o.type(value) if o.type is not bool else bool(value)
+            overrides.setdefault(o.stage, {}).setdefault(o.op, {})[o.param] = typed
     system = SystemOptions(**{k: v for k, v in options.items()
                               if k in system_names and v is not None})
     return system, overrides

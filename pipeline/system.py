@@ -10,7 +10,8 @@ import torch
 
 from ..errors import PtocrError
 from . import preprocess as pp
-from .boxes import filter_det_boxes, get_rotate_crop_image, sorted_boxes
+from .boxes import (clip_det_polys, filter_det_boxes, get_minarea_rect_crop,
+                    get_rotate_crop_image, sorted_boxes)
 from .options import split_options
 from .registry import build_postprocess, build_transforms, transform
 
@@ -101,7 +102,8 @@ class OCR:
             if len(boxes) == 0:
                 return []
             boxes = sorted_boxes(boxes)
-            crops = [get_rotate_crop_image(img, b.copy()) for b in boxes]
+            crop = get_minarea_rect_crop if self.polygons else get_rotate_crop_image
+            crops = [crop(img, b.copy()) for b in boxes]
             if self.cls is not None:
                 crops = self.classify(crops)
             texts = self.recognize(crops)
@@ -109,10 +111,18 @@ class OCR:
                  "score": float(score)}
                 for box, (text, score) in zip(boxes, texts) if score >= self.opt.drop_score]
 
+    @property
+    def polygons(self):
+        """The detector's post-processor gives polygons (``box_type == "poly"``): they are
+        only clipped, and cropped by their minimum-area rectangle, as predict_system does."""
+        return getattr(self.det.post, "box_type", "quad") == "poly"
+
     def detect(self, img):
         data = self.det.prepare(img)
         result = self.det.post(self.det.run([data]), np.array([data["shape"]]))[0]
         h, w = img.shape[:2]
+        if self.polygons:
+            return clip_det_polys(result["points"], h, w)
         return filter_det_boxes(result["points"], h, w)
 
     def _batches(self, crops, size):

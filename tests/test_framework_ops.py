@@ -280,3 +280,49 @@ def test_adaptive_avg_pool_bins(width, out):
     x = rand(2, 4, 2, width)
     close(paddle.nn.AdaptiveAvgPool2D([1, out])(paddle.to_tensor(x)),
           nn.AdaptiveAvgPool2d((1, out))(torch.from_numpy(x)))
+
+# ---- deformable convolution v2 (FCENet's ResNet_vd dcn stages)
+
+DCN_CASES = [  # n, cin, h, w, cout, k, stride, pad, dilation, deformable groups, groups
+    (2, 4, 7, 9, 6, 3, 1, 1, 1, 2, 1),
+    (1, 4, 8, 8, 4, 3, 2, 1, 1, 1, 1),
+    (1, 6, 9, 7, 6, 3, 1, 2, 2, 3, 2),
+    (1, 2, 5, 5, 3, 1, 1, 0, 1, 1, 1),
+]
+
+
+@pytest.mark.parametrize("case", DCN_CASES)
+@pytest.mark.parametrize("plain", [True, False])
+def test_deform_conv2d_matches_paddle(case, plain, monkeypatch):
+    """Our deform_conv2d (plain torch; torchvision's when it imports) against
+    paddle.vision.ops.deform_conv2d: offsets of several pixels (samples off the image and
+    straddling its border), modulation mask, deformable and conv groups, stride, dilation."""
+    from ptocr.models import deform_conv as D
+
+    if plain:
+        monkeypatch.setattr(D, "_TV_DEFORM", None)
+    n, c, h, w, co, k, s, p, d, dg, g = case
+    rng = np.random.RandomState(sum(case))
+    ho, wo = (h + 2 * p - d * (k - 1) - 1) // s + 1, (w + 2 * p - d * (k - 1) - 1) // s + 1
+    x = rng.randn(n, c, h, w).astype(np.float32)
+    off = (rng.randn(n, 2 * dg * k * k, ho, wo) * 3).astype(np.float32)
+    mask = rng.rand(n, dg * k * k, ho, wo).astype(np.float32)
+    wt = rng.randn(co, c // g, k, k).astype(np.float32)
+    b = rng.randn(co).astype(np.float32)
+    pd = paddle.to_tensor
+    ref = paddle.vision.ops.deform_conv2d(pd(x), pd(off), pd(wt), pd(b), stride=s, padding=p,
+                                          dilation=d, deformable_groups=dg, groups=g,
+                                          mask=pd(mask))
+    t = torch.from_numpy
+    ours = D.deform_conv2d(t(x), t(off), t(wt), t(b), s, p, d, mask=t(mask), groups=g)
+    close(ref, ours)
+    if k > 1:
+        # the layout is part of the semantics: (x, y) pairs instead of (y, x) differ
+        swapped = off.reshape(n, -1, 2, ho, wo)[:, :, ::-1].reshape(off.shape).copy()
+        wrong = D.deform_conv2d(t(x), t(swapped), t(wt), t(b), s, p, d, mask=t(mask), groups=g)
+        assert np.abs(ref.numpy() - wrong.numpy()).max() > 1e-2
+    # zero offsets and a mask of ones are a plain convolution
+    zero = D.deform_conv2d(t(x), torch.zeros_like(t(off)), t(wt), t(b), s, p, d,
+                           mask=torch.ones_like(t(mask)), groups=g)
+    plain_conv = torch.nn.functional.conv2d(t(x), t(wt), t(b), s, p, d, groups=g)
+    assert torch.allclose(zero, plain_conv, atol=1e-4)

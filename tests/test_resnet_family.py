@@ -263,16 +263,19 @@ def test_variants_registered_under_paddleocr_names():
 
 
 def test_unsupported_options_are_refused():
-    with pytest.raises(NotImplementedError, match="deformable"):
-        R.ResNet_vd(layers=50, dcn_stage=[False, True, True, True])
-    R.ResNet_vd(layers=18, dcn_stage=[False, True, True, True])  # paddle ignores it there too
+    from ptocr.models.deform_conv import DeformableConvV2
+
+    dcn = R.ResNet_vd(layers=50, dcn_stage=[False, True, True, True])  # FCENet's backbone
+    assert sum(isinstance(m, DeformableConvV2) for m in dcn.modules()) == 4 + 6 + 3
+    basic = R.ResNet_vd(layers=18, dcn_stage=[False, True, True, True])
+    assert not any(isinstance(m, DeformableConvV2) for m in basic.modules())  # as in paddle
     with pytest.raises(ValueError, match="layers"):
         R.ResNet_vd(layers=26)
     spec = find_arch("det_db_r50_vd")
     weights = synthetic_weights(NAMES_DIR / "det_db_r50_vd.txt")
     arch = dict(spec.architecture, Backbone={"name": "ResNet_vd", "layers": 50,
                                              "dcn_stage": [False, True, True, True]})
-    with pytest.raises(PtocrError, match="deformable"):
+    with pytest.raises(PtocrError, match="conv_offset"):  # DB weights lack the dcn convs
         convert(None, weights=weights, spec=ArchSpec(**{**spec.__dict__, "architecture": arch}))
 
 

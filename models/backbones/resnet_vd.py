@@ -12,6 +12,7 @@ conv/BN layers keep Paddle's ``_conv`` / ``_batch_norm`` names, so structured na
 
 from torch import nn
 
+from ..deform_conv import DeformableConvV2
 from ..layers import batch_norm, make_act
 from ..registry import register
 
@@ -33,15 +34,19 @@ class ConvBNLayer(nn.Module):
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, groups=1,
-                 is_vd_mode=False, act=None):
+                 is_vd_mode=False, act=None, is_dcn=False, dcn_groups=1):
         super().__init__()
         stride = _pair(stride)
         self.is_vd_mode = is_vd_mode
         self._pool2d_avg = (nn.AvgPool2d(stride, stride, 0, ceil_mode=True,
                                          count_include_pad=False) if is_vd_mode else None)
-        self._conv = nn.Conv2d(in_channels, out_channels, kernel_size,
-                               (1, 1) if is_vd_mode else stride, (kernel_size - 1) // 2,
-                               groups=groups, bias=False)
+        if is_dcn:  # FCENet's later stages: deformable conv v2 (dcn_groups deformable groups)
+            self._conv = DeformableConvV2(in_channels, out_channels, kernel_size, stride[0],
+                                          groups=dcn_groups)
+        else:
+            self._conv = nn.Conv2d(in_channels, out_channels, kernel_size,
+                                   (1, 1) if is_vd_mode else stride, (kernel_size - 1) // 2,
+                                   groups=groups, bias=False)
         self._batch_norm = batch_norm(out_channels)  # Paddle fuses the activation into BN
         self.act = make_act(act)
 
@@ -77,10 +82,12 @@ class BasicBlock(nn.Module):
 class BottleneckBlock(nn.Module):
     expansion = 4
 
-    def __init__(self, in_channels, out_channels, stride, shortcut=True, if_first=False):
+    def __init__(self, in_channels, out_channels, stride, shortcut=True, if_first=False,
+                 is_dcn=False):
         super().__init__()
         self.conv0 = ConvBNLayer(in_channels, out_channels, 1, act="relu")
-        self.conv1 = ConvBNLayer(out_channels, out_channels, 3, stride, act="relu")
+        self.conv1 = ConvBNLayer(out_channels, out_channels, 3, stride, act="relu",
+                                 is_dcn=is_dcn, dcn_groups=2)
         self.conv2 = ConvBNLayer(out_channels, out_channels * 4, 1)
         self.short = _shortcut(in_channels, out_channels * 4, stride, shortcut, if_first)
 
@@ -95,11 +102,13 @@ class _ResNetVd(nn.Module):
     ``self.stages`` lists the block names of each stage; ``self.stage_channels`` their widths.
     """
 
-    def __init__(self, in_channels, layers, stem_stride, stage_stride):
+    def __init__(self, in_channels, layers, stem_stride, stage_stride, depths=None,
+                 filters=NUM_FILTERS):
         super().__init__()
         if layers not in DEPTHS:
             raise ValueError(f"ResNet layers must be one of {sorted(DEPTHS)}, not {layers}")
         self.layers = layers
+        depths = depths or DEPTHS[layers]
         self.conv1_1 = ConvBNLayer(in_channels, 32, 3, stem_stride, act="relu")
         self.conv1_2 = ConvBNLayer(32, 32, 3, act="relu")
         self.conv1_3 = ConvBNLayer(32, 64, 3, act="relu")
@@ -107,17 +116,21 @@ class _ResNetVd(nn.Module):
         block = BottleneckBlock if layers >= 50 else BasicBlock
         channels = 64
         self.stages, self.stage_channels = [], []
-        for s, depth in enumerate(DEPTHS[layers]):
+        for s, depth in enumerate(depths):
             names = []
             for i in range(depth):
                 name = f"bb_{s}_{i}"
                 stride = stage_stride if i == 0 and s != 0 else 1
-                self.add_module(name, block(channels, NUM_FILTERS[s], stride, shortcut=i != 0,
-                                            if_first=s == i == 0))
-                channels = NUM_FILTERS[s] * block.expansion
+                self.add_module(name, self.make_block(block, channels, filters[s], stride,
+                                                      shortcut=i != 0, if_first=s == i == 0,
+                                                      stage=s))
+                channels = filters[s] * block.expansion
                 names.append(name)
             self.stages.append(names)
             self.stage_channels.append(channels)
+
+    def make_block(self, block, cin, cout, stride, shortcut, if_first, stage):
+        return block(cin, cout, stride, shortcut=shortcut, if_first=if_first)
 
     def stem(self, x):
         return self.pool2d_max(self.conv1_3(self.conv1_2(self.conv1_1(x))))
@@ -136,13 +149,15 @@ class ResNet_vd(_ResNetVd):
     def __init__(self, in_channels=3, layers=50, dcn_stage=None, out_indices=None, **_):
         # Paddle only builds deformable convs into bottleneck blocks (layers >= 50); for 18/34
         # it ignores dcn_stage, and so do we.
-        if layers >= 50 and dcn_stage and any(dcn_stage):
-            raise NotImplementedError(
-                f"ResNet_vd with deformable convolutions (dcn_stage={list(dcn_stage)}) is not "
-                "supported")
+        self.dcn_stage = list(dcn_stage) if dcn_stage else [False] * 4
         super().__init__(in_channels, layers, stem_stride=2, stage_stride=2)
         self.out_indices = list(out_indices) if out_indices is not None else [0, 1, 2, 3]
         self.out_channels = [c for i, c in enumerate(self.stage_channels) if i in self.out_indices]
+
+    def make_block(self, block, cin, cout, stride, shortcut, if_first, stage):
+        if block is BottleneckBlock and self.dcn_stage[stage]:
+            return block(cin, cout, stride, shortcut=shortcut, if_first=if_first, is_dcn=True)
+        return block(cin, cout, stride, shortcut=shortcut, if_first=if_first)
 
     def forward(self, x):
         x = self.stem(x)
@@ -172,3 +187,30 @@ class RecResNet_vd(_ResNetVd):
         for s in range(len(self.stages)):
             x = self.run_stage(s, x)
         return self.out_pool(x)
+
+
+@register("Backbone", "ResNet_SAST")
+class ResNet_SAST(_ResNetVd):
+    """SAST's ResNet_vd (backbones/det_resnet_vd_sast.py): for 50 layers a fifth bottleneck
+    stage (3 blocks of width 512, stride 64), and the outputs SASTFPN fuses: the input image,
+    the stem before its max pool (stride 2) and every stage (strides 4 to 64)."""
+
+    def __init__(self, in_channels=3, layers=50, **_):
+        if layers not in (50, 152, 200, 101):
+            # PaddleOCR's ResNet_SAST only builds a working network for bottleneck depths
+            # (its 34-layer branch indexes past its channel list); SASTFPN needs 7 outputs.
+            raise ValueError(f"ResNet_SAST supports layers 50, 101, 152, 200, not {layers}")
+        depths = [3, 4, 6, 3, 3] if layers == 50 else DEPTHS[layers]
+        super().__init__(in_channels, layers, stem_stride=2, stage_stride=2, depths=depths,
+                         filters=NUM_FILTERS + [512])
+        self.out_channels = [in_channels, 64] + self.stage_channels
+
+    def forward(self, x):
+        outs = [x]
+        x = self.conv1_3(self.conv1_2(self.conv1_1(x)))
+        outs.append(x)
+        x = self.pool2d_max(x)
+        for s in range(len(self.stages)):
+            x = self.run_stage(s, x)
+            outs.append(x)
+        return outs
