@@ -52,6 +52,8 @@ OPERATOR_OPTIONS = [
                    "recogniser input C,H,W (from the checkpoint, PP-OCR: 3,48,320)"),
     OperatorOption("cls_image_shape", "cls", "ClsResizeImg", "image_shape", _shape,
                    "classifier input C,H,W (3,48,192)"),
+    OperatorOption("max_text_length", "rec", "VLLabelDecode", "max_text_length", int,
+                   "VisionLAN: slots read at most (25)"),
 ]
 
 

@@ -4,8 +4,8 @@ TransformerBlock/MultiheadAttention/PositionalEncoding, heads/rec_visionlan_head
 module tree, so the same state_dict names, training-only branches included (BCNLanguage.cls,
 VisionLAN's MLM and shared prediction branch), so training checkpoints hold what real ones do.
 
-Run as a script to export one architecture with random weights (BN statistics and buffers
-included): ``python paddle_lm_twins.py ARCH OUT_PREFIX pdmodel|pir [--pdparams FILE]``.
+Run as a script to export the test configurations with random weights (BN statistics and
+buffers included): ``python paddle_lm_twins.py OUT_DIR pdmodel|pir``.
 2.x program export needs FLAGS_enable_pir_api=0 before paddle is imported, hence the script.
 
 Paddle 3.3's legacy (2.x) program translation has no matmul at all (Tensor.matmul, ``@``,
@@ -20,7 +20,7 @@ import math
 import os
 import sys
 
-if __name__ == "__main__" and sys.argv[3] == "pdmodel":
+if __name__ == "__main__" and sys.argv[2] == "pdmodel":
     os.environ["FLAGS_enable_pir_api"] = "0"
 
 import numpy as np  # noqa: E402
@@ -578,32 +578,36 @@ class Model(nn.Layer):
         return self.head(self.backbone(x))
 
 
-# The small whole-network configurations of the tests (PaddleOCR config keys); the shipped
-# tables hold the full ones.
+# The small whole-network configurations of the tests, as PaddleOCR training configs'
+# Architecture sections (fewer blocks and layers than the shipped full-size tables; class
+# counts are read from the weights), with the class count and input shape of the export.
 CONFIGS = {
     "rec_r45_abinet": {
-        "Backbone": {"name": "ResNet45", "layers": [1, 1, 1, 1, 1]},
-        "Head": {"name": "ABINetHead", "use_lang": True, "iter_size": 2, "num_layers": 1,
-                 "dim_feedforward": 64, "out_channels": 37},
-        "input": [3, 32, 128],
-    },
+        "Architecture": {
+            "model_type": "rec", "algorithm": "ABINet", "in_channels": 3, "Transform": None,
+            "Backbone": {"name": "ResNet45", "layers": [1, 1, 1, 1, 1]},
+            "Head": {"name": "ABINetHead", "use_lang": True, "iter_size": 2, "num_layers": 1,
+                     "dim_feedforward": 64}},
+        "out_channels": 37, "input": [3, 32, 128]},
     "rec_r45_visionlan": {
-        "Backbone": {"name": "ResNet45", "layers": [1, 1, 1, 1, 1], "strides": [2, 2, 2, 1, 1]},
-        "Head": {"name": "VLHead", "n_layers": 1, "n_position": 256, "n_dim": 512,
-                 "max_text_length": 25, "training_step": "LA", "out_channels": 36},
-        "input": [3, 64, 256],
-    },
+        "Architecture": {
+            "model_type": "rec", "algorithm": "VisionLAN", "Transform": None,
+            "Backbone": {"name": "ResNet45", "layers": [1, 1, 1, 1, 1],
+                         "strides": [2, 2, 2, 1, 1]},
+            "Head": {"name": "VLHead", "n_layers": 1, "n_position": 256, "n_dim": 512,
+                     "max_text_length": 25, "training_step": "LA"}},
+        "out_channels": 36, "input": [3, 64, 256]},
 }
+HEADS = {"ABINetHead": ABINetHead, "VLHead": VLHead}
 
 
 def build(arch):
     cfg = CONFIGS[arch]
-    backbone = dict(cfg["Backbone"])
+    backbone = dict(cfg["Architecture"]["Backbone"])
+    head = dict(cfg["Architecture"]["Head"])
     backbone.pop("name")
-    head = dict(cfg["Head"])
-    name = head.pop("name")
-    head_cls = {"ABINetHead": ABINetHead, "VLHead": VLHead}[name]
-    return Model(ResNet45(**backbone), head_cls(512, **head))
+    head_cls = HEADS[head.pop("name")]
+    return Model(ResNet45(**backbone), head_cls(512, cfg["out_channels"], **head))
 
 
 def randomize(model, seed=0):
@@ -624,15 +628,18 @@ def randomize(model, seed=0):
     return model
 
 
-def main(argv):
-    arch, prefix, fmt = argv[:3]
-    paddle.seed(0)
-    model = randomize(build(arch))
-    if "--pdparams" in argv:
-        paddle.save(model.state_dict(), argv[argv.index("--pdparams") + 1])
-    spec = [paddle.static.InputSpec([None] + CONFIGS[arch]["input"], "float32", "x")]
-    paddle.jit.save(model, prefix, input_spec=spec)
+def main(out_dir, fmt):
+    """Export every architecture of CONFIGS into OUT_DIR/<arch>-<fmt>/inference; the 2.x run
+    also saves the same weights as a training checkpoint OUT_DIR/<arch>.pdparams."""
+    for arch, cfg in CONFIGS.items():
+        paddle.seed(0)
+        model = randomize(build(arch))
+        if fmt == "pdmodel":
+            paddle.save(model.state_dict(), os.path.join(out_dir, f"{arch}.pdparams"))
+        spec = [paddle.static.InputSpec([None] + cfg["input"], "float32", "x")]
+        paddle.jit.save(model, os.path.join(out_dir, f"{arch}-{fmt}", "inference"),
+                        input_spec=spec)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main(*sys.argv[1:3])
