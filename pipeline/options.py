@@ -78,6 +78,9 @@ OPERATOR_OPTIONS = [
     OperatorOption("beta", "det", "FCEPostProcess", "beta", float, "FCE beta (1.0)"),
     OperatorOption("fourier_degree", "det", "FCEPostProcess", "fourier_degree", int,
                    "FCE Fourier degree (5)"),
+
+    OperatorOption("max_text_length", "rec", "VLLabelDecode", "max_text_length", int,
+                   "VisionLAN: slots read at most (25)"),
 ]
 
 

@@ -326,3 +326,86 @@ def test_deform_conv2d_matches_paddle(case, plain, monkeypatch):
                            mask=torch.ones_like(t(mask)), groups=g)
     plain_conv = torch.nn.functional.conv2d(t(x), t(wt), t(b), s, p, d, groups=g)
     assert torch.allclose(zero, plain_conv, atol=1e-4)
+
+
+# ---- attention layouts, masks and positional tables of the language-model recognisers
+# (ABINet, VisionLAN); paddle side: the twins written after PaddleOCR's modules
+
+
+def test_cross_attention_kv_layout_and_additive_inf_mask():
+    """PaddleOCR's MultiheadAttention packs k and v in one [in, 2*d] projection split as
+    (2, heads, head_dim); ABINet's language model adds a -inf cloze mask to the scores."""
+    import paddle_lm_twins as T
+    from paddle_ref import load_into
+    from ptocr.models.heads.rec_nrtr_head import MultiheadAttention
+
+    paddle.seed(1)
+    ref = T.MultiheadAttention(32, 4)
+    ref.eval()
+    ours = load_into(MultiheadAttention(32, 4), ref)
+    q, kv = rand(2, 6, 32), rand(2, 6, 32)
+    lengths = np.array([2, 5])
+    mask = T._get_mask(paddle.to_tensor(lengths), 6)
+    out = ref(paddle.to_tensor(q), key=paddle.to_tensor(kv), attn_mask=mask)
+    with torch.no_grad():
+        got = ours(torch.from_numpy(q), key=torch.from_numpy(kv),
+                   attn_mask=torch.from_numpy(mask.numpy()))
+    close(out, got)
+
+
+def test_abinet_greedy_length_and_cloze_mask():
+    """The data-dependent parts of ABINet's loop: length = first end token + 1 (or all), and
+    the -inf mask beyond the length and on the diagonal."""
+    import paddle_lm_twins as T
+    from ptocr.models.heads.rec_abinet_head import get_length, get_mask
+
+    logits = rand(5, 26, 7)
+    logits[:4, :, 0] = -9  # rows 0-3 end only where set; row 4 stays random
+    logits[0, 3, 0] = logits[0, 10, 0] = 9  # two ends: the first counts
+    logits[1, 0, 0] = 9  # end first
+    logits[2, :, 0] = -9  # no end
+    logits[3, 25, 0] = 9  # end last
+    ref = T._get_length(paddle.to_tensor(logits)).numpy()
+    ours = get_length(torch.from_numpy(logits)).numpy()
+    np.testing.assert_array_equal(ref, ours)
+    assert ours[0] == 4 and ours[1] == 1 and ours[2] == 26 and ours[3] == 26
+    lengths = np.clip(ours, 2, 26)
+    ref_mask = T._get_mask(paddle.to_tensor(lengths), 26).numpy()
+    np.testing.assert_array_equal(ref_mask, get_mask(torch.from_numpy(lengths), 26).numpy())
+
+
+def test_visionlan_head_major_attention():
+    """VisionLAN's MultiHeadAttention stacks heads in the batch dimension (head-major bmm),
+    scales by sqrt(d_k) and applies residual + LayerNorm inside."""
+    import paddle_lm_twins as T
+    from paddle_ref import load_into
+    from ptocr.models.heads.rec_visionlan_head import MultiHeadAttention
+
+    paddle.seed(2)
+    ref = T.VLMultiHeadAttention(4, 32, 8, 8)
+    ref.eval()
+    ours = load_into(MultiHeadAttention(4, 32, 8, 8), ref)
+    x = rand(3, 10, 32)
+    close(ref(*[paddle.to_tensor(x)] * 3), ours(*[torch.from_numpy(x)] * 3), atol=1e-4)
+
+
+def test_positional_tables_equal_paddles():
+    """The sinusoid tables torch builds (used when a checkpoint lacks the buffers) are
+    Paddle's: NRTR/ABINet's [max_len, 1, d] (float32 sin/cos of large angles round
+    differently in the two frameworks, ~1e-5; converted models load Paddle's own buffers) and
+    VisionLAN's float64-then-float32 table (exact)."""
+    import paddle_lm_twins as T
+    from ptocr.models.heads.rec_nrtr_head import PositionalEncoding
+    from ptocr.models.heads.rec_visionlan_head import sinusoid_table
+
+    close(T.PositionalEncoding(0, 64, 256).pe, PositionalEncoding(64, 256).pe, atol=2e-5)
+    np.testing.assert_array_equal(T.VLPositionalEncoding(64, 256).pos_table.numpy(),
+                                  sinusoid_table(256, 64).numpy())
+
+
+@pytest.mark.parametrize("src,size", [((1, 2), (8, 32)), ((3, 5), (8, 32)), ((5, 7), (4, 9))])
+def test_nearest_upsample_to_a_size(src, size):
+    """ABINet's key decoder ends in nn.Upsample(size=(h, w), nearest, align_corners False)."""
+    x = rand(2, 3, *src)
+    ref = paddle.nn.Upsample(size=size, mode="nearest", align_corners=False)(paddle.to_tensor(x))
+    close(ref, nn.Upsample(size=size, mode="nearest")(torch.from_numpy(x)), atol=0)

@@ -52,7 +52,8 @@ class MultiheadAttention(nn.Module):
 
 class TransformerBlock(nn.Module):
     """Post-norm block: self-attention (norm1), cross-attention to memory (norm2), MLP
-    (norm3); encoder blocks have no cross-attention."""
+    (norm3); encoder blocks have no cross-attention, ABINet's language model no
+    self-attention (its cross-attention takes the cloze mask)."""
 
     def __init__(self, d_model, nhead, dim_feedforward, epsilon=1e-5, with_self_attn=True,
                  with_cross_attn=True):
@@ -67,11 +68,11 @@ class TransformerBlock(nn.Module):
         self.mlp = Mlp(d_model, dim_feedforward, act="relu")
         self.norm3 = nn.LayerNorm(d_model, eps=epsilon)
 
-    def forward(self, tgt, memory=None, self_mask=None):
+    def forward(self, tgt, memory=None, self_mask=None, cross_mask=None):
         if self.with_self_attn:
             tgt = self.norm1(tgt + self.self_attn(tgt, attn_mask=self_mask))
         if self.with_cross_attn:
-            tgt = self.norm2(tgt + self.cross_attn(tgt, key=memory))
+            tgt = self.norm2(tgt + self.cross_attn(tgt, key=memory, attn_mask=cross_mask))
         return self.norm3(tgt + self.mlp(tgt))
 
 
