@@ -8,7 +8,9 @@ import importlib.util
 import shutil
 import subprocess
 import sys
+import tempfile
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,10 +22,13 @@ from ptocr.pipeline.postprocess.pse import PSEPostProcess, pse
 
 # ---- references
 
-@pytest.fixture(scope="module")
-def ref_east():
-    """PaddleOCR's EASTPostProcess with lanms declared absent: its check_install would pip
-    install lanms-nova; without lanms it runs the pure-python nms_locality, the reference."""
+def paddleocr_east():
+    """PaddleOCR's east_postprocess module with lanms declared absent: its check_install
+    would pip install lanms-nova; without lanms it runs the pure-python nms_locality, the
+    reference. The stand-in utility module is only seen while the module loads."""
+    name = "ppocr.postprocess.east_postprocess"
+    if name in sys.modules:
+        return sys.modules[name]
     for pkg in ("ppocr", "ppocr.utils"):
         if pkg not in sys.modules:
             module = types.ModuleType(pkg)
@@ -38,7 +43,7 @@ def ref_east():
     saved = sys.modules.get("ppocr.utils.utility")
     sys.modules["ppocr.utils.utility"] = utility
     try:
-        yield ppocr_module("ppocr.postprocess.east_postprocess")
+        return ppocr_module(name)
     finally:
         if saved is not None:
             sys.modules["ppocr.utils.utility"] = saved
@@ -46,26 +51,42 @@ def ref_east():
             del sys.modules["ppocr.utils.utility"]
 
 
-@pytest.fixture(scope="module")
-def ref_pse(tmp_path_factory):
-    """PaddleOCR's PSEPostProcess with its pse.pyx compiled from the wheel (as its package
-    __init__ does with setup.py build_ext, here in a temp folder)."""
-    build = tmp_path_factory.mktemp("pse_build")
+_PSE = {}
+
+
+def paddleocr_pse():
+    """(PaddleOCR's pse_postprocess module, its cython pse function): pse.pyx from the wheel
+    compiled once per session in a temp folder (its package __init__ would compile in the
+    wheel's own folder with setup.py build_ext)."""
+    if _PSE:
+        return _PSE["module"], _PSE["pse"]
+    build = Path(tempfile.mkdtemp(prefix="ptocr-pse-build-"))
     src = wheel_root() / "ppocr" / "postprocess" / "pse_postprocess" / "pse"
     for name in ("pse.pyx", "setup.py"):
         shutil.copy(src / name, build / name)
     res = subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=build,
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-3000:]
-    built = next(build.glob("pse*.so"))
-    spec = importlib.util.spec_from_file_location("pse", built)
+    spec = importlib.util.spec_from_file_location("pse", next(build.glob("pse*.so")))
     ext = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ext)
-    # the package __init__ would compile in the wheel's folder; its parents stay namespaces
     pkg = types.ModuleType("ppocr.postprocess.pse_postprocess.pse")
     pkg.pse = ext.pse
     sys.modules["ppocr.postprocess.pse_postprocess.pse"] = pkg
-    return ppocr_module("ppocr.postprocess.pse_postprocess.pse_postprocess"), ext.pse
+    _PSE.update(module=ppocr_module("ppocr.postprocess.pse_postprocess.pse_postprocess"),
+                pse=ext.pse)
+    shutil.rmtree(build, ignore_errors=True)
+    return _PSE["module"], _PSE["pse"]
+
+
+@pytest.fixture(scope="module")
+def ref_east():
+    return paddleocr_east()
+
+
+@pytest.fixture(scope="module")
+def ref_pse():
+    return paddleocr_pse()
 
 
 # ---- EAST

@@ -12,6 +12,7 @@ conv/BN layers keep Paddle's ``_conv`` / ``_batch_norm`` names, so structured na
 
 from torch import nn
 
+from ..deform_conv import DeformableConvV2
 from ..layers import batch_norm, make_act
 from ..registry import register
 
@@ -33,15 +34,19 @@ class ConvBNLayer(nn.Module):
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, groups=1,
-                 is_vd_mode=False, act=None):
+                 is_vd_mode=False, act=None, is_dcn=False, dcn_groups=1):
         super().__init__()
         stride = _pair(stride)
         self.is_vd_mode = is_vd_mode
         self._pool2d_avg = (nn.AvgPool2d(stride, stride, 0, ceil_mode=True,
                                          count_include_pad=False) if is_vd_mode else None)
-        self._conv = nn.Conv2d(in_channels, out_channels, kernel_size,
-                               (1, 1) if is_vd_mode else stride, (kernel_size - 1) // 2,
-                               groups=groups, bias=False)
+        if is_dcn:  # a deformable conv in Paddle's place of the conv (DBNet++, FCENet)
+            self._conv = DeformableConvV2(in_channels, out_channels, kernel_size, stride[0],
+                                          groups=dcn_groups)
+        else:
+            self._conv = nn.Conv2d(in_channels, out_channels, kernel_size,
+                                   (1, 1) if is_vd_mode else stride, (kernel_size - 1) // 2,
+                                   groups=groups, bias=False)
         self._batch_norm = batch_norm(out_channels)  # Paddle fuses the activation into BN
         self.act = make_act(act)
 
