@@ -186,3 +186,28 @@ def test_bilinear_align_mode_1_differs_from_torch():
     ours = torch.nn.functional.interpolate(torch.from_numpy(x), scale_factor=2,
                                            mode="bilinear", align_corners=False).numpy()
     assert np.abs(ref - ours).max() > 1e-3
+
+
+@pytest.mark.parametrize("stride,groups,hw", [(1, 1, (9, 11)), (2, 1, (9, 11)), (1, 2, (8, 7))])
+def test_deformable_conv_v2_matches_paddle(stride, groups, hw):
+    """DBNet++/FCENet's modulated deformable conv (paddle.vision.ops.deform_conv2d): offsets
+    as (dy, dx) per group and tap, masks multiplied in, bilinear samples reading zero outside
+    the image (offsets large enough to leave it)."""
+    from ptocr.models.deform_conv import deform_conv2d
+
+    x = rand(2, 4, *hw)
+    h_out, w_out = (hw[0] - 1) // stride + 1, (hw[1] - 1) // stride + 1
+    offset = (RNG.uniform(-4, 4, (2, 2 * 9 * groups, h_out, w_out))).astype(np.float32)
+    mask = RNG.uniform(0, 1, (2, 9 * groups, h_out, w_out)).astype(np.float32)
+    weight = rand(6, 4, 3, 3) / 10
+    ref = paddle.vision.ops.deform_conv2d(
+        paddle.to_tensor(x), paddle.to_tensor(offset), paddle.to_tensor(weight), stride=stride,
+        padding=1, deformable_groups=groups, mask=paddle.to_tensor(mask))
+    ours = deform_conv2d(torch.from_numpy(x), torch.from_numpy(offset), torch.from_numpy(mask),
+                         torch.from_numpy(weight), stride=stride, padding=1,
+                         deformable_groups=groups)
+    close(ref, ours)
+    # the offsets matter: a plain conv of the same weights is far off
+    plain = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(weight),
+                                       stride=stride, padding=1).numpy()
+    assert np.abs(ref.numpy() - plain).max() > 0.1
