@@ -155,10 +155,14 @@ def test_east_boxes_on_real_image_maps_equal_paddleocr(converted, exported, test
 def test_dbpp_boxes_on_real_image_maps_equal_paddleocr(converted, exported, testdata):
     ours, ref, shape, processing = _maps(converted, exported, "dbpp", testdata / "images/11.jpg")
     params = {k: v for k, v in processing["PostProcess"].items() if k != "name"}
-    # random weights: the top 20 % of the map as text, every region kept
-    params.update(thresh=float(np.quantile(ref[0], 0.8)), box_thresh=0.0)
-    expected = ppocr_module("ppocr.postprocess.db_postprocess").DBPostProcess(**params)(
-        {"maps": ref[0]}, shape)
+    # random weights: stride-2 deconvs leave a checkerboard, so the threshold is lowered
+    # from the top 20 % of the map until PaddleOCR's code finds regions; every one is kept
+    ref_db = ppocr_module("ppocr.postprocess.db_postprocess").DBPostProcess
+    for q in (0.8, 0.5, 0.3, 0.1):
+        params.update(thresh=float(np.quantile(ref[0], q)), box_thresh=0.0)
+        expected = ref_db(**params)({"maps": ref[0]}, shape)
+        if len(expected[0]["points"]):
+            break
     from ptocr.pipeline.postprocess.db import DBPostProcess
 
     got = DBPostProcess(**params)(ours, shape)
