@@ -60,6 +60,8 @@ def test_batchnorm_names_epsilon_and_momentum():
 
 
 @pytest.mark.parametrize("slope,offset", [(0.1666667, 0.5), (0.2, 0.5)])
+
+
 def test_hardsigmoid_slope_and_offset(slope, offset):
     x = rand(1000)
     ref = paddle.nn.functional.hardsigmoid(paddle.to_tensor(x), slope=slope, offset=offset)
@@ -90,6 +92,8 @@ def test_conv_transpose_weight_layout():
 
 
 @pytest.mark.parametrize("scale", [2, 4, 8])
+
+
 def test_nearest_upsample_align_mode_1(scale):
     x = rand(1, 3, 5, 7)
     ref = paddle.nn.functional.upsample(paddle.to_tensor(x), scale_factor=scale,
@@ -98,6 +102,8 @@ def test_nearest_upsample_align_mode_1(scale):
 
 
 @pytest.mark.parametrize("size", [1, (1, 40), (3, 5)])
+
+
 def test_adaptive_avg_pool_uneven_bins(size):
     x = rand(2, 3, 7, 81)
     ref = paddle.nn.functional.adaptive_avg_pool2d(paddle.to_tensor(x), size)
@@ -111,6 +117,8 @@ def test_avg_pool_kernel_as_stride():
 
 
 @pytest.mark.parametrize("eps", [1e-5, 1e-6])
+
+
 def test_layer_norm_epsilon(eps):
     layer = paddle.nn.LayerNorm(8, epsilon=eps)
     assert layer._epsilon == eps  # per model: PaddleOCR's SVTR uses 1e-6, paddle default 1e-5
@@ -155,6 +163,8 @@ def test_lstm_gate_order_and_bidirectional_layout():
 
 
 @pytest.mark.parametrize("align_corners", [True, False])
+
+
 def test_grid_sample_bilinear(align_corners):
     x = rand(1, 3, 6, 10)
     grid = RNG.uniform(-1.1, 1.1, (1, 4, 7, 2)).astype(np.float32)
@@ -168,6 +178,8 @@ def test_grid_sample_bilinear(align_corners):
 
 
 @pytest.mark.parametrize("mode,align", [("bilinear", False), ("bilinear", True)])
+
+
 def test_bilinear_interpolate_modes(mode, align):
     x = rand(1, 2, 5, 7)
     ref = paddle.nn.functional.interpolate(paddle.to_tensor(x), size=[9, 13], mode=mode,
@@ -209,6 +221,8 @@ def test_dropout_downscale_in_infer_scales_at_inference():
 
 @pytest.mark.parametrize("hw,k", [((8, 25), (7, 11)), ((4, 16), (3, 5)), ((2, 5), (4, 6)),
                                   ((2, 3), (7, 11))])
+
+
 def test_svtr_local_attention_mask(hw, k):
     """SVTRNet's Local mixer mask, built by paddle as PaddleOCR builds it (padded grid, window
     written per token, cropped) vs ours (window offsets), even and oversized windows too."""
@@ -222,6 +236,8 @@ def test_svtr_local_attention_mask(hw, k):
 
 
 @pytest.mark.parametrize("mixer", ["Global", "Local", "Conv"])
+
+
 def test_svtr_block_attention_layout(mixer):
     """qkv as one [dim, 3*dim] projection split (3, heads, head_dim) after the reshape, the
     scale on q before q @ k^T, the mask added to the logits; the Conv mixer a grouped conv
@@ -238,6 +254,8 @@ def test_svtr_block_attention_layout(mixer):
 
 
 @pytest.mark.parametrize("self_attn", [True, False])
+
+
 def test_nrtr_multihead_attention_layout(self_attn):
     """NRTR's attention: fused qkv (self) or q + fused kv (cross), heads split after the
     projection, scale after q @ k^T, additive mask."""
@@ -274,6 +292,8 @@ def test_nrtr_positional_encoding_table_and_layout():
 
 
 @pytest.mark.parametrize("width,out", [(80, 40), (64, 25), (25, 25), (16, 8), (100, 26)])
+
+
 def test_adaptive_avg_pool_bins(width, out):
     """SVTRNet pools the token grid to [1, out_char_num]: same bins in both frameworks,
     also when the width does not divide."""
@@ -292,7 +312,11 @@ DCN_CASES = [  # n, cin, h, w, cout, k, stride, pad, dilation, deformable groups
 
 
 @pytest.mark.parametrize("case", DCN_CASES)
+
+
 @pytest.mark.parametrize("plain", [True, False])
+
+
 def test_deform_conv2d_matches_paddle(case, plain, monkeypatch):
     """Our deform_conv2d (plain torch; torchvision's when it imports) against
     paddle.vision.ops.deform_conv2d: offsets of several pixels (samples off the image and
@@ -404,6 +428,8 @@ def test_positional_tables_equal_paddles():
 
 
 @pytest.mark.parametrize("src,size", [((1, 2), (8, 32)), ((3, 5), (8, 32)), ((5, 7), (4, 9))])
+
+
 def test_nearest_upsample_to_a_size(src, size):
     """ABINet's key decoder ends in nn.Upsample(size=(h, w), nearest, align_corners False)."""
     x = rand(2, 3, *src)

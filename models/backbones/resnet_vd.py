@@ -40,7 +40,7 @@ class ConvBNLayer(nn.Module):
         self.is_vd_mode = is_vd_mode
         self._pool2d_avg = (nn.AvgPool2d(stride, stride, 0, ceil_mode=True,
                                          count_include_pad=False) if is_vd_mode else None)
-        if is_dcn:  # FCENet's later stages: deformable conv v2 (dcn_groups deformable groups)
+        if is_dcn:  # deformable conv v2 (FCENet, DB++ later stages; dcn_groups deformable groups)
             self._conv = DeformableConvV2(in_channels, out_channels, kernel_size, stride[0],
                                           groups=dcn_groups)
         else:

@@ -50,23 +50,53 @@ class _PyramidNeck(nn.Module):
         return fuse(self.levels(x))
 
 
+class ASFBlock(nn.Module):
+    """DBNet++'s adaptive scale fusion: a 3x3 conv of the fused map, a spatial attention (the
+    channel mean through 3x3 conv, relu, 1x1 conv, sigmoid) added back, then per-level
+    weights (1x1 conv, sigmoid) that scale each of the four upsampled levels."""
+
+    def __init__(self, in_channels, inter_channels, out_features_num=4):
+        super().__init__()
+        self.out_features_num = out_features_num
+        self.conv = nn.Conv2d(in_channels, inter_channels, 3, padding=1)
+        self.spatial_scale = nn.Sequential(
+            nn.Conv2d(1, 1, 3, padding=1, bias=False), nn.ReLU(),
+            nn.Conv2d(1, 1, 1, bias=False), nn.Sigmoid())
+        self.channel_scale = nn.Sequential(
+            nn.Conv2d(inter_channels, out_features_num, 1, bias=False), nn.Sigmoid())
+
+    def forward(self, fuse, features):
+        fuse = self.conv(fuse)
+        scores = self.spatial_scale(fuse.mean(dim=1, keepdim=True)) + fuse
+        scores = self.channel_scale(scores)
+        return torch.cat([scores[:, i:i + 1] * f for i, f in enumerate(features)], dim=1)
+
+
 @register("Neck")
 class DBFPN(_PyramidNeck):
+    """With ``use_asf`` (DBNet++) the fused map is re-weighted per level by an ASFBlock."""
+
     def __init__(self, in_channels, out_channels, use_asf=False, **_):
         super().__init__()
-        if use_asf:
-            raise NotImplementedError("DBFPN with use_asf (DBNet++) is not supported yet")
         self.out_channels = out_channels
         for i, cin in zip((2, 3, 4, 5), in_channels):
             setattr(self, f"in{i}_conv", nn.Conv2d(cin, out_channels, 1, bias=False))
         for i in (5, 4, 3, 2):
             setattr(self, f"p{i}_conv",
                     nn.Conv2d(out_channels, out_channels // 4, 3, padding=1, bias=False))
+        self.asf = ASFBlock(out_channels, out_channels // 4) if use_asf else None
 
     def convs(self):
         levels = (2, 3, 4, 5)
         return ([getattr(self, f"in{i}_conv") for i in levels],
                 [getattr(self, f"p{i}_conv") for i in levels])
+
+    def forward(self, x):
+        if self.asf is None:
+            return fuse(self.levels(x))
+        p2, p3, p4, p5 = self.levels(x)
+        ups = [upsample_nearest(p5, 8), upsample_nearest(p4, 4), upsample_nearest(p3, 2), p2]
+        return self.asf(torch.cat(ups, dim=1), ups)
 
 
 class RSELayer(nn.Module):
