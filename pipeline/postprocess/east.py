@@ -4,49 +4,7 @@ quadrilaterals, merged by locality-aware NMS (ppocr/postprocess/locality_aware_n
 import numpy as np
 
 from ..registry import register
-
-
-def quad_iou(a, b):
-    """IoU of two quadrilaterals (first 8 values x1,y1..x4,y4); self-intersecting quads are
-    repaired with shapely's buffer(0), as PaddleOCR's ``intersection`` does."""
-    from shapely.geometry import Polygon
-
-    g, p = Polygon(a[:8].reshape(4, 2)).buffer(0), Polygon(b[:8].reshape(4, 2)).buffer(0)
-    if not g.is_valid or not p.is_valid:
-        return 0.0
-    inter = g.intersection(p).area
-    union = g.area + p.area - inter
-    return inter / union if union else 0.0
-
-
-def standard_nms(boxes, thresh):
-    """Greedy NMS by score (column 8): keep the best, drop those overlapping it > thresh."""
-    order = np.argsort(boxes[:, 8])[::-1]
-    keep = []
-    while order.size:
-        best, rest = order[0], order[1:]
-        keep.append(best)
-        ious = np.array([quad_iou(boxes[best], boxes[t]) for t in rest])
-        order = rest[ious <= thresh] if rest.size else rest
-    return boxes[keep]
-
-
-def locality_aware_nms(boxes, thresh):
-    """EAST's NMS: walking the boxes in row order, a box that overlaps the running one by
-    more than ``thresh`` is merged into it (coordinates weighted by score, scores added);
-    the merged boxes then go through standard NMS. boxes: N×9 (8 coordinates, score)."""
-    merged, run = [], None
-    for box in np.array(boxes, dtype=np.float64):
-        if run is not None and quad_iou(box, run) > thresh:
-            weight = box[8] + run[8]
-            run = np.append((box[8] * box[:8] + run[8] * run[:8]) / weight, weight)
-        else:
-            if run is not None:
-                merged.append(run)
-            run = box
-    if run is not None:
-        merged.append(run)
-    return standard_nms(np.array(merged), thresh) if merged else np.zeros((0, 9))
+from .nms import locality_aware_nms
 
 
 def sort_quad(p):
