@@ -61,13 +61,26 @@ def torch_float64(model):
     return model64
 
 
+_RESULTS = {}  # (program files, inputs) -> outputs: re-verifying the same export is free
+
+
 def paddle_float64(weights, inputs):
     """[[output arrays] per input] of the program evaluated in float64, or Float64Unavailable."""
-    if weights.format == "pir":
-        return _run_pir(weights, inputs)
-    if weights.format == "pdmodel":
-        return _run_pdmodel(weights, inputs)
-    raise Float64Unavailable(f"no program to evaluate ({weights.format})")
+    if weights.format not in ("pir", "pdmodel"):
+        raise Float64Unavailable(f"no program to evaluate ({weights.format})")
+    h = hashlib.sha256(_digest([str(p) for p in weights.files[:2]]).encode())
+    for x in inputs:
+        for a in _as_list(x):
+            a = np.ascontiguousarray(a)
+            h.update(f"{a.dtype}{a.shape}".encode())
+            h.update(a.tobytes())
+    key = h.hexdigest()
+    if key not in _RESULTS:
+        run = _run_pir if weights.format == "pir" else _run_pdmodel
+        if len(_RESULTS) >= 4:
+            _RESULTS.pop(next(iter(_RESULTS)))
+        _RESULTS[key] = run(weights, inputs)
+    return [[o.copy() for o in row] for row in _RESULTS[key]]
 
 
 def rewrite_pir(text):

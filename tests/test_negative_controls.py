@@ -1,0 +1,287 @@
+"""Negative controls: the float64 verifier refuses each kind of wrong mapping, applied to real
+official models where the layer exists (ch_ppocr_mobile_v2.0_cls: BN, hardsigmoid SE, conv;
+PP-OCRv4_mobile_rec: square Linear, LayerNorm), and to small paddle-saved programs for the two
+layers no official model here has (a BiLSTM neck, a bilinear interpolation), while passing
+the correct conversion on the same inputs. Every refusal names the first diverging module.
+All programs are Paddle 2.x (the form whose intermediates the localiser fetches)."""
+
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ptocr.converter import formats
+from ptocr.converter.convert import convert
+from ptocr.converter.mapping import ArchSpec, find_arch
+from ptocr.converter.verify import verify
+from ptocr.models.layers import PaddleHardsigmoid
+from ptocr.models.registry import REGISTRIES
+
+FIGURES = {}  # control -> figure that caught it (printed for the README table)
+
+
+def real(models, arch, shape):
+    spec = replace(find_arch(arch), inputs={"shapes": [shape]})
+    weights = formats.read(models(arch))
+    return weights, spec
+
+
+def check(name, weights, spec, model, expect_module=None):
+    report = verify(weights, model, spec, images=False)
+    row = report["results"][0]
+    FIGURES[name] = (row["float64"]["max_abs"], row["max_abs"], report.get("first_divergence"))
+    print(name, FIGURES[name])
+    assert report["judged_in"] == "float64"
+    assert not report["passed"], row
+    assert row["float64"]["max_abs"] > 10 * report["tolerance"]["float64_max_abs"]
+    div = report["first_divergence"]
+    assert div is not None, "no first diverging module"
+    if expect_module:
+        assert div["module"].startswith(expect_module), div
+    return report
+
+
+@pytest.fixture(scope="module")
+def cls(models):
+    weights, spec = real(models, "ch_ppocr_mobile_v2.0_cls", [2, 3, 48, 192])
+    conv = convert(None, weights=weights, spec=spec)
+    report = verify(weights, conv.model, spec, images=False)
+    assert report["passed"] and report["judged_in"] == "float64", report["results"]
+    assert report["results"][0]["float64"]["max_abs"] < 1e-8
+    return weights, spec, conv.model
+
+
+@pytest.fixture(scope="module")
+def rec(models):
+    weights, spec = real(models, "PP-OCRv4_mobile_rec", [1, 3, 48, 160])
+    conv = convert(None, weights=weights, spec=spec)
+    report = verify(weights, conv.model, spec, images=False)
+    assert report["passed"] and report["judged_in"] == "float64", report["results"]
+    return weights, spec, conv.model
+
+
+def mutated(model, fn):
+    import copy
+
+    model = copy.deepcopy(model)
+    fn(model)
+    return model
+
+
+def test_batchnorm_statistics_swapped(cls):
+    weights, spec, model = cls
+    bns = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)]
+    a, b = next((x, y) for i, x in enumerate(bns) for y in bns[i + 1:]
+                if x[1].num_features == y[1].num_features)
+
+    def swap(m):
+        ma, mb = m.get_submodule(a[0]), m.get_submodule(b[0])
+        for buf in ("running_mean", "running_var"):
+            ta, tb = getattr(ma, buf).clone(), getattr(mb, buf).clone()
+            getattr(ma, buf).copy_(tb)
+            getattr(mb, buf).copy_(ta)
+
+    check("BN running statistics swapped (cls)", weights, spec, mutated(model, swap), a[0])
+
+
+def test_batchnorm_epsilon_off_by_10x(cls):
+    weights, spec, model = cls
+    name = "backbone.blocks.5.expand_conv.bn"
+
+    def eps(m):
+        m.get_submodule(name).eps *= 10
+
+    check("BN epsilon x10 (cls)", weights, spec, mutated(model, eps), name)
+
+
+def test_torch_default_hardsigmoid(cls):
+    weights, spec, model = cls
+
+    def torch_default(m):
+        for n, mod in list(m.named_modules()):
+            if isinstance(mod, PaddleHardsigmoid):
+                parent, attr = n.rsplit(".", 1)
+                setattr(m.get_submodule(parent), attr, nn.Hardsigmoid())
+
+    # the hardsigmoid has no parameters: the first module after the first SE diverges
+    check("hardsigmoid with torch's constants (cls)", weights, spec,
+          mutated(model, torch_default), "backbone.blocks.0.")
+
+
+def test_conv_padding_off_by_one(cls):
+    weights, spec, model = cls
+    name = "backbone.blocks.2.bottleneck_conv.conv"
+
+    def shift(m):  # pad 2 before, 0 after instead of 1 and 1: same output size
+        conv = m.get_submodule(name)
+        conv.padding = (0, 0)
+        conv.register_forward_pre_hook(lambda _m, args: (F.pad(args[0], (2, 0, 2, 0)),))
+
+    check("conv padding off by one, output size kept (cls)", weights, spec,
+          mutated(model, shift), name)
+
+
+def test_square_linear_not_transposed(rec):
+    weights, spec, model = rec
+    name = "head.ctc_encoder.encoder.svtr_block.0.mixer.proj"
+
+    def transpose(m):
+        w = m.get_submodule(name).weight
+        w.data = w.data.t().contiguous()
+
+    check("square Linear not transposed (v4 rec)", weights, spec, mutated(model, transpose), name)
+
+
+def test_layernorm_epsilon_off_by_10x(rec):
+    weights, spec, model = rec
+    name = "head.ctc_encoder.encoder.svtr_block.1.norm2"
+
+    def eps(m):
+        m.get_submodule(name).eps *= 10
+
+    check("LayerNorm epsilon x10 (v4 rec)", weights, spec, mutated(model, eps), name)
+
+
+# ---- layers no official model here has: small programs paddle saves (2.x)
+
+EXPORT = textwrap.dedent('''
+    import os, sys
+    os.environ["FLAGS_enable_pir_api"] = "0"
+    import paddle
+    from paddle import nn
+    import paddle.nn.functional as F
+
+    class Body(nn.Layer):  # conv-BN-relu, then conv to height 1 for the rnn variant
+        def __init__(self, rnn):
+            super().__init__()
+            self.rnn = rnn
+            self.conv1 = nn.Conv2D(3, 8, 3, padding=1)
+            self.bn = nn.BatchNorm2D(8)
+            self.conv2 = nn.Conv2D(8, 8 if rnn else 1, (8, 1) if rnn else 3,
+                                   padding=0 if rnn else 1)
+
+        def forward(self, x):
+            x = F.relu(self.bn(self.conv1(x)))
+            if not self.rnn:  # PaddleOCR's interpolate default: align_corners=False
+                x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+                return F.sigmoid(self.conv2(x))
+            return self.conv2(x)
+
+    class Neck(nn.Layer):  # PaddleOCR's SequenceEncoder(encoder_type="rnn")
+        def __init__(self):
+            super().__init__()
+            self.encoder = nn.Layer()
+            self.encoder.lstm = nn.LSTM(8, 8, direction="bidirectional", num_layers=2)
+
+        def forward(self, x):
+            return self.encoder.lstm(x.squeeze(axis=2).transpose([0, 2, 1]))[0]
+
+    class Head(nn.Layer):  # CTCHead
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(16, 5)
+
+        def forward(self, x):
+            return F.softmax(self.fc(x), axis=2)
+
+    class Model(nn.Layer):
+        def __init__(self, rnn):
+            super().__init__()
+            self.backbone = Body(rnn)
+            if rnn:
+                self.neck, self.head = Neck(), Head()
+            self.rnn = rnn
+
+        def forward(self, x):
+            x = self.backbone(x)
+            return self.head(self.neck(x)) if self.rnn else x
+
+    rnn = sys.argv[2] == "rnn"
+    paddle.set_device("cpu")
+    paddle.seed(3)
+    model = Model(rnn)
+    for name, p in model.named_parameters():
+        p.set_value(paddle.uniform(p.shape, min=-0.5, max=0.5))
+    model.backbone.bn._mean.set_value(paddle.uniform([8], min=-0.5, max=0.5))
+    model.backbone.bn._variance.set_value(paddle.uniform([8], min=0.5, max=1.5))
+    model.eval()
+    shape = [None, 3, 8, 24] if rnn else [None, 3, 12, 12]
+    paddle.jit.save(model, sys.argv[1], input_spec=[paddle.static.InputSpec(shape, "float32")])
+''')
+
+
+class TinyBody(nn.Module):
+    def __init__(self, rnn=False, align_corners=False, **_):
+        super().__init__()
+        self.rnn, self.align_corners = rnn, align_corners
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.conv2 = nn.Conv2d(8, 8 if rnn else 1, (8, 1) if rnn else 3, padding=0 if rnn else 1)
+        self.out_channels = 8
+
+    def forward(self, x):
+        x = torch.relu(self.bn(self.conv1(x)))
+        if not self.rnn:
+            x = F.interpolate(x, scale_factor=2, mode="bilinear",
+                              align_corners=self.align_corners)
+            return torch.sigmoid(self.conv2(x))
+        return self.conv2(x)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    REGISTRIES["Backbone"]["NegativeControlBody"] = TinyBody
+    out = {}
+    for kind in ("rnn", "interp"):
+        prefix = tmp_path_factory.mktemp(kind) / "inference"
+        script = prefix.parent / "export.py"
+        script.write_text(EXPORT)
+        res = subprocess.run([sys.executable, str(script), str(prefix), kind],
+                             capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr[-2000:]
+        out[kind] = formats.read(prefix.parent)
+    yield out
+    del REGISTRIES["Backbone"]["NegativeControlBody"]
+
+
+RNN_SPEC = ArchSpec(name="negative-control-rnn", task="rec", architecture={
+    "model_type": "rec", "Backbone": {"name": "NegativeControlBody", "rnn": True},
+    "Neck": {"name": "SequenceEncoder", "encoder_type": "rnn", "hidden_size": 8},
+    "Head": {"name": "CTCHead", "out_channels": 5}}, inputs={"shapes": [[2, 3, 8, 24]]})
+INTERP_SPEC = ArchSpec(name="negative-control-interp", task="det", architecture={
+    "model_type": "det", "Backbone": {"name": "NegativeControlBody"}},
+    inputs={"shapes": [[2, 3, 12, 12]]})
+
+
+def test_lstm_gate_order_permuted(tiny):
+    weights = tiny["rnn"]
+    conv = convert(None, weights=weights, spec=RNN_SPEC)
+    assert verify(weights, conv.model, RNN_SPEC, images=False)["passed"]
+
+    def permute(m):  # torch's gate blocks are i, f, g, o: swap f and g in the first layer
+        lstm = m.neck.encoder.lstm
+        for pname in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+            p = getattr(lstm, pname)
+            i, f, g, o = p.data.chunk(4, 0)
+            p.data = torch.cat([i, g, f, o], 0).contiguous()
+
+    check("LSTM gate order permuted (BiLSTM neck)", weights, RNN_SPEC,
+          mutated(conv.model, permute), "neck.encoder.lstm")
+
+
+def test_interpolation_align_corners_flipped(tiny):
+    weights = tiny["interp"]
+    conv = convert(None, weights=weights, spec=INTERP_SPEC)
+    assert verify(weights, conv.model, INTERP_SPEC, images=False)["passed"]
+
+    def flip(m):
+        m.backbone.align_corners = True
+
+    # the interpolation has no parameters: the conv after it is the first to diverge
+    check("bilinear interpolation align_corners flipped", weights, INTERP_SPEC,
+          mutated(conv.model, flip), "backbone.conv2")
