@@ -363,13 +363,27 @@ def localise(weights, model, spec, x, float64=False):
         for _, names in op.inputs:
             for n in names:
                 consumers.setdefault(n, []).append(i)
+    # ops on parameters alone (paddle 3 saves a conv bias as reshape2(bias) -> add) are part
+    # of the parameter: their outputs count as the parameter and the ops are not its consumers
+    root = {v: v for v in var_of.values()}
+    param_ops = set()
+    for i, op in enumerate(ops):
+        ins = [n for _, names in op.inputs for n in names]
+        if ins and all(n in root for n in ins):
+            param_ops.add(i)
+            for _, names in op.outputs:
+                for n in names:
+                    root.setdefault(n, root[ins[0]])
+    for n, r in root.items():
+        if n != r:
+            consumers.setdefault(r, []).extend(consumers.get(n, []))
     module_out = {}
     for tname, owner in torch_use_order(model, torch.from_numpy(x)):
         mod_name = tname.rsplit(".", 1)[0]
         var = var_of.get(tname)
-        if var in consumers:
-            last = max(consumers[var])
-            module_out[mod_name] = max(module_out.get(mod_name, -1), last)
+        uses = [i for i in consumers.get(var, []) if i not in param_ops]
+        if uses:
+            module_out[mod_name] = max(module_out.get(mod_name, -1), max(uses))
     fetch = {}
     for mod_name, op_index in module_out.items():
         op = ops[op_index]

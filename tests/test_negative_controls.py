@@ -1,9 +1,14 @@
 """Negative controls: the float64 verifier refuses each kind of wrong mapping, applied to real
 official models where the layer exists (ch_ppocr_mobile_v2.0_cls: BN, hardsigmoid SE, conv;
 PP-OCRv4_mobile_rec: square Linear, LayerNorm), and to small paddle-saved programs for the two
-layers no official model here has (a BiLSTM neck, a bilinear interpolation), while passing
+layer no official model here has (a bilinear interpolation), while passing
 the correct conversion on the same inputs. Every refusal names the first diverging module.
-All programs are Paddle 2.x (the form whose intermediates the localiser fetches)."""
+The programs are Paddle 2.x (the form whose intermediates the localiser fetches).
+
+Not here: LSTM gate order. No official model in .cache has an LSTM; paddle 3.3 cannot save an
+LSTM network as a 2.x program (jit.save: "Unknown place type"), and ptocr's PIR reader refuses
+the PIR program it saves (its .pdiparams holds a different tensor count than the program
+declares). tests/test_framework_ops.py pins the gate order against paddle's op instead."""
 
 import subprocess
 import sys
@@ -39,6 +44,8 @@ def check(name, weights, spec, model, expect_module=None):
     assert report["judged_in"] == "float64"
     assert not report["passed"], row
     assert row["float64"]["max_abs"] > 10 * report["tolerance"]["float64_max_abs"]
+    if weights.format == "pir":  # intermediates are fetched from 2.x programs only
+        return report
     div = report["first_divergence"]
     assert div is not None, "no first diverging module"
     if expect_module:
@@ -48,7 +55,7 @@ def check(name, weights, spec, model, expect_module=None):
 
 @pytest.fixture(scope="module")
 def cls(models):
-    weights, spec = real(models, "ch_ppocr_mobile_v2.0_cls", [2, 3, 48, 192])
+    weights, spec = real(models, "ch_ppocr_mobile_v2.0_cls", [1, 3, 48, 192])
     conv = convert(None, weights=weights, spec=spec)
     report = verify(weights, conv.model, spec, images=False)
     assert report["passed"] and report["judged_in"] == "float64", report["results"]
@@ -58,7 +65,7 @@ def cls(models):
 
 @pytest.fixture(scope="module")
 def rec(models):
-    weights, spec = real(models, "PP-OCRv4_mobile_rec", [1, 3, 48, 160])
+    weights, spec = real(models, "PP-OCRv4_mobile_rec", [1, 3, 48, 80])
     conv = convert(None, weights=weights, spec=spec)
     report = verify(weights, conv.model, spec, images=False)
     assert report["passed"] and report["judged_in"] == "float64", report["results"]
@@ -156,126 +163,73 @@ EXPORT = textwrap.dedent('''
     from paddle import nn
     import paddle.nn.functional as F
 
-    class Body(nn.Layer):  # conv-BN-relu, then conv to height 1 for the rnn variant
-        def __init__(self, rnn):
+    class Body(nn.Layer):
+        def __init__(self):
             super().__init__()
-            self.rnn = rnn
             self.conv1 = nn.Conv2D(3, 8, 3, padding=1)
             self.bn = nn.BatchNorm2D(8)
-            self.conv2 = nn.Conv2D(8, 8 if rnn else 1, (8, 1) if rnn else 3,
-                                   padding=0 if rnn else 1)
+            self.conv2 = nn.Conv2D(8, 1, 3, padding=1)
 
         def forward(self, x):
             x = F.relu(self.bn(self.conv1(x)))
-            if not self.rnn:  # PaddleOCR's interpolate default: align_corners=False
-                x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
-                return F.sigmoid(self.conv2(x))
+            # paddle's interpolate default, as PaddleOCR's necks call it: align_corners=False
+            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
             return self.conv2(x)
 
-    class Neck(nn.Layer):  # PaddleOCR's SequenceEncoder(encoder_type="rnn")
-        def __init__(self):
-            super().__init__()
-            self.encoder = nn.Layer()
-            self.encoder.lstm = nn.LSTM(8, 8, direction="bidirectional", num_layers=2)
-
-        def forward(self, x):
-            return self.encoder.lstm(x.squeeze(axis=2).transpose([0, 2, 1]))[0]
-
-    class Head(nn.Layer):  # CTCHead
-        def __init__(self):
-            super().__init__()
-            self.fc = nn.Linear(16, 5)
-
-        def forward(self, x):
-            return F.softmax(self.fc(x), axis=2)
-
     class Model(nn.Layer):
-        def __init__(self, rnn):
+        def __init__(self):
             super().__init__()
-            self.backbone = Body(rnn)
-            if rnn:
-                self.neck, self.head = Neck(), Head()
-            self.rnn = rnn
+            self.backbone = Body()
 
         def forward(self, x):
-            x = self.backbone(x)
-            return self.head(self.neck(x)) if self.rnn else x
+            return self.backbone(x)
 
-    rnn = sys.argv[2] == "rnn"
-    paddle.set_device("cpu")
     paddle.seed(3)
-    model = Model(rnn)
+    model = Model()
     for name, p in model.named_parameters():
         p.set_value(paddle.uniform(p.shape, min=-0.5, max=0.5))
     model.backbone.bn._mean.set_value(paddle.uniform([8], min=-0.5, max=0.5))
     model.backbone.bn._variance.set_value(paddle.uniform([8], min=0.5, max=1.5))
     model.eval()
-    shape = [None, 3, 8, 24] if rnn else [None, 3, 12, 12]
-    paddle.jit.save(model, sys.argv[1], input_spec=[paddle.static.InputSpec(shape, "float32")])
+    spec = [paddle.static.InputSpec([None, 3, 12, 12], "float32", "x")]
+    paddle.jit.save(model, sys.argv[1], input_spec=spec)
 ''')
 
 
 class TinyBody(nn.Module):
-    def __init__(self, rnn=False, align_corners=False, **_):
+    def __init__(self, align_corners=False, **_):
         super().__init__()
-        self.rnn, self.align_corners = rnn, align_corners
+        self.align_corners = align_corners
         self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
         self.bn = nn.BatchNorm2d(8)
-        self.conv2 = nn.Conv2d(8, 8 if rnn else 1, (8, 1) if rnn else 3, padding=0 if rnn else 1)
-        self.out_channels = 8
+        self.conv2 = nn.Conv2d(8, 1, 3, padding=1)
 
     def forward(self, x):
         x = torch.relu(self.bn(self.conv1(x)))
-        if not self.rnn:
-            x = F.interpolate(x, scale_factor=2, mode="bilinear",
-                              align_corners=self.align_corners)
-            return torch.sigmoid(self.conv2(x))
+        x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=self.align_corners)
         return self.conv2(x)
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def interp(tmp_path_factory):
     REGISTRIES["Backbone"]["NegativeControlBody"] = TinyBody
-    out = {}
-    for kind in ("rnn", "interp"):
-        prefix = tmp_path_factory.mktemp(kind) / "inference"
-        script = prefix.parent / "export.py"
-        script.write_text(EXPORT)
-        res = subprocess.run([sys.executable, str(script), str(prefix), kind],
-                             capture_output=True, text=True)
-        assert res.returncode == 0, res.stderr[-2000:]
-        out[kind] = formats.read(prefix.parent)
-    yield out
+    prefix = tmp_path_factory.mktemp("interp") / "inference"
+    script = prefix.parent / "export.py"
+    script.write_text(EXPORT)
+    res = subprocess.run([sys.executable, str(script), str(prefix)], capture_output=True,
+                         text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    yield formats.read(prefix.parent)
     del REGISTRIES["Backbone"]["NegativeControlBody"]
 
 
-RNN_SPEC = ArchSpec(name="negative-control-rnn", task="rec", architecture={
-    "model_type": "rec", "Backbone": {"name": "NegativeControlBody", "rnn": True},
-    "Neck": {"name": "SequenceEncoder", "encoder_type": "rnn", "hidden_size": 8},
-    "Head": {"name": "CTCHead", "out_channels": 5}}, inputs={"shapes": [[2, 3, 8, 24]]})
 INTERP_SPEC = ArchSpec(name="negative-control-interp", task="det", architecture={
     "model_type": "det", "Backbone": {"name": "NegativeControlBody"}},
     inputs={"shapes": [[2, 3, 12, 12]]})
 
 
-def test_lstm_gate_order_permuted(tiny):
-    weights = tiny["rnn"]
-    conv = convert(None, weights=weights, spec=RNN_SPEC)
-    assert verify(weights, conv.model, RNN_SPEC, images=False)["passed"]
-
-    def permute(m):  # torch's gate blocks are i, f, g, o: swap f and g in the first layer
-        lstm = m.neck.encoder.lstm
-        for pname in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
-            p = getattr(lstm, pname)
-            i, f, g, o = p.data.chunk(4, 0)
-            p.data = torch.cat([i, g, f, o], 0).contiguous()
-
-    check("LSTM gate order permuted (BiLSTM neck)", weights, RNN_SPEC,
-          mutated(conv.model, permute), "neck.encoder.lstm")
-
-
-def test_interpolation_align_corners_flipped(tiny):
-    weights = tiny["interp"]
+def test_interpolation_align_corners_flipped(interp):
+    weights = interp
     conv = convert(None, weights=weights, spec=INTERP_SPEC)
     assert verify(weights, conv.model, INTERP_SPEC, images=False)["passed"]
 
