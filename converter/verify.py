@@ -346,6 +346,9 @@ def format_table(report):
         lines.append(f"float64 evaluation unavailable ({report['float64_unavailable']}); "
                      "judged in float32")
     div = report.get("first_divergence")
+    if not report["passed"] and not div and report.get("program_format") == "pir":
+        lines.append("first diverging module: not localised (a PIR program's intermediates "
+                     "are not fetched; a 2.x export of the same model is)")
     if div:
         lines.append(f"first diverging module: {div['module']} ({div['type']}), paddle var "
                      f"{div['paddle_var']}: max_abs {div['max_abs']:.3g}")
