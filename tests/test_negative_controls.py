@@ -239,3 +239,18 @@ def test_interpolation_align_corners_flipped(interp):
     # the interpolation has no parameters: the conv after it is the first to diverge
     check("bilinear interpolation align_corners flipped", weights, INTERP_SPEC,
           mutated(conv.model, flip), "backbone.conv2")
+
+
+def test_without_float64_the_report_says_so_and_fp32_decides(interp, monkeypatch):
+    from ptocr.converter import float64
+    from ptocr.converter.verify import format_table
+
+    def no_kernel(weights, inputs):
+        raise float64.Float64Unavailable("kernel not found: conv2d float64")
+
+    monkeypatch.setattr(float64, "paddle_float64", no_kernel)
+    conv = convert(None, weights=interp, spec=INTERP_SPEC)
+    report = verify(interp, conv.model, INTERP_SPEC, images=False)
+    assert report["passed"] and report["judged_in"] == "float32"
+    assert "float64" not in report["results"][0]
+    assert "float64 evaluation unavailable (kernel not found" in format_table(report)
