@@ -6,7 +6,7 @@ CACHE  := .cache
 OUT    := build/demo
 STAMP  := $(VENV)/.ptocr-installed
 
-.PHONY: install weights demo test bench fuzz zoo clean
+.PHONY: install weights demo test bench fuzz zoo fidelity clean
 
 install: $(STAMP)
 
@@ -55,6 +55,11 @@ zoo: install
 # long fuzzing of every reader (10,000 cases each); the test suite runs a short version
 fuzz: weights
 	$(BIN)/python scripts/fuzz.py --cases 10000
+
+# fp32 fidelity against float64, Paddle vs ptocr, per real model: build/fidelity.md
+fidelity: weights
+	@mkdir -p build
+	$(BIN)/python scripts/fidelity.py --models $(CACHE)/models --out build/fidelity.md $(FIDELITY_EXTRA)
 
 clean:
 	rm -rf build
