@@ -88,12 +88,14 @@ class GridGenerator(nn.Module):
         self._cache = {}
 
     def matrices(self, width, height, like):
-        """(inv_delta_C, P_hat) in ``like``'s dtype: float32 rounds the float64 values as
-        PaddleOCR's ``astype('float32')`` does; float64 keeps them exact."""
+        """(inv_delta_C, P_hat) in ``like``'s dtype, computed in float64 and rounded to
+        float32 as PaddleOCR's ``astype('float32')`` does: the rounded values are constants of
+        the exported program, so a float64 evaluation uses them too."""
         key = (width, height, like.dtype, like.device)
         if key not in self._cache:
             C = fiducials(self.F)
-            self._cache[key] = (inv_delta_c(C).to(like), p_hat(C, width, height).to(like))
+            self._cache[key] = (inv_delta_c(C).float().to(like),
+                                p_hat(C, width, height).float().to(like))
         return self._cache[key]
 
     def forward(self, c_prime, width, height):
