@@ -318,14 +318,9 @@ def test_export_converts_and_verifies(exports, kind, fmt, testdata):
     assert report["passed"], report["results"]
     assert len(report["results"]) == 5  # real words only (random: false, see the table)
     assert max(r["max_abs"] for r in report["results"]) < 1e-4
-    # decoded index sequences identical on real words (argmax path of the decoder loop)
-    x = word_batch(testdata, spec)
-    ref = PaddleProgram(weights)(x)[0]
-    with torch.inference_mode():
-        out = conv.model(torch.from_numpy(x)).numpy()
-    assert out.shape == ((3, 25, 38) if kind == "att" else (3, 25, 37))
-    assert np.array_equal(ref.argmax(-1), out.argmax(-1))
-    assert np.abs(ref - out).max() < 1e-4
+    # the verifier's task check: the same argmax at every step of every output, i.e. the
+    # decoded index sequences (the attention decoder's fed-back path) are identical
+    assert all(r["argmax_equal"] for r in report["results"])
 
 
 @pytest.mark.parametrize("kind", list(ARCHS))
@@ -336,8 +331,7 @@ def test_training_pdparams_convert(exports, kind, testdata):
     conv = convert(None, weights=weights, spec=spec)
     assert conv.report.mapped == len(conv.model.state_dict()) - sum(
         n.endswith("num_batches_tracked") for n in conv.model.state_dict())
-    x = np.concatenate([word_batch(testdata, spec),
-                        np.random.RandomState(3).uniform(-1, 1, (2, 3, 32, 100)).astype("f")])
+    x = word_batch(testdata, spec)
     ref = exports[kind]["model"](paddle.to_tensor(x)).numpy()
     with torch.inference_mode():
         out = conv.model(torch.from_numpy(x)).numpy()
