@@ -5,7 +5,6 @@ exported by paddle.jit.save as PIR, saved as a training .pdparams, and
 converted through the real tables; RARE's processing (fixed-width resize, AttnLabelDecode)
 against PaddleOCR 2.10's own operators."""
 
-from pathlib import Path
 
 import numpy as np
 import paddle
@@ -21,11 +20,10 @@ from test_resnet_family import PCTCHead, PResNet, PSequenceEncoder, randomize_un
 from ptocr.converter import formats
 from ptocr.converter.convert import convert
 from ptocr.converter.mapping import find_arch
-from ptocr.converter.verify import PaddleProgram, verify
+from ptocr.converter.verify import verify
 from ptocr.pipeline import model_inputs, read_image
 from ptocr.pipeline.registry import build_postprocess, build_transforms, transform
 
-TESTS = Path(__file__).resolve().parent
 WORDS = ["words/en_word_1.png", "words/en_word_2.png", "words/en_word_3.png"]
 CLASSES = {"ctc": 37, "att": 38}  # 36 characters + CTC blank / + sos, eos
 ARCHS = {"ctc": "rec_mv3_tps_bilstm_ctc", "att": "rec_mv3_tps_bilstm_att"}
