@@ -42,6 +42,11 @@ OP_TYPES = {
 PADDLE_USE_ORDER = {
     nn.BatchNorm2d: ["running_mean", "running_var", "weight", "bias"],
     nn.BatchNorm1d: ["running_mean", "running_var", "weight", "bias"],
+    # GRUCell: x @ weight_ih + bias_ih, then h @ weight_hh + bias_hh
+    nn.GRUCell: ["weight_ih", "bias_ih", "weight_hh", "bias_hh"],
+    # the rnn op takes every weight (layer by layer, forward then reverse), then every bias
+    nn.LSTM: lambda names: ([n for n in names if n.startswith("weight")]
+                            + [n for n in names if n.startswith("bias")]),
 }
 
 
@@ -375,6 +380,8 @@ def torch_use_order(model, example_input):
             continue
         mod_name, direct = names[id(item)]
         preferred = PADDLE_USE_ORDER.get(type(item))
+        if callable(preferred):
+            preferred = preferred(direct)
         if preferred:
             direct = [n for n in preferred if n in direct] + [n for n in direct if n not in preferred]
         out += [(f"{mod_name}.{n}" if mod_name else n, type(item)) for n in direct]

@@ -10,7 +10,7 @@ import copy
 from torch import nn
 
 from .registry import REGISTRIES, lookup  # noqa: F401
-from . import backbones, necks, heads  # noqa: F401  (fill the registries)
+from . import backbones, necks, heads, transforms  # noqa: F401  (fill the registries)
 
 
 class BaseModel(nn.Module):

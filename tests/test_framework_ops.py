@@ -435,3 +435,39 @@ def test_nearest_upsample_to_a_size(src, size):
     x = rand(2, 3, *src)
     ref = paddle.nn.Upsample(size=size, mode="nearest", align_corners=False)(paddle.to_tensor(x))
     close(ref, nn.Upsample(size=size, mode="nearest")(torch.from_numpy(x)), atol=0)
+
+def test_gru_cell_gate_order_and_update_rule():
+    """paddle.nn.GRUCell and torch.nn.GRUCell (AttentionHead's decoder cell) share parameter
+    names, shapes, gate order (r, z, c) and h' = z·h + (1 − z)·c with the reset gate applied
+    after the hidden matmul, so weights copy by name unchanged; pinned with distinct gates."""
+    ref = paddle.nn.GRUCell(7, 5)
+    ours = nn.GRUCell(7, 5)
+    assert set(ref.state_dict()) == set(ours.state_dict())
+    for value in ref.state_dict().values():
+        value.set_value(rand(*value.shape))
+    ours.load_state_dict({k: torch.from_numpy(v.numpy()) for k, v in ref.state_dict().items()})
+    x, h = rand(3, 7), rand(3, 5)
+    out, state = ref(paddle.to_tensor(x), paddle.to_tensor(h))
+    close(out, ours(torch.from_numpy(x), torch.from_numpy(h)))
+    close(state, out)  # paddle returns (h, h)
+    # swapping r and z in torch's layout changes the result: the order is really checked
+    swapped = {k: torch.from_numpy(np.concatenate([v.numpy()[5:10], v.numpy()[:5],
+                                                   v.numpy()[10:]]))
+               for k, v in ref.state_dict().items()}
+    ours.load_state_dict(swapped)
+    assert np.abs(ours(torch.from_numpy(x), torch.from_numpy(h)).detach().numpy()
+                  - out.numpy()).max() > 1e-3
+
+
+def test_grid_sample_paddle_default_is_align_corners_true():
+    """TPS calls paddle's F.grid_sample with its defaults: bilinear, zero padding and
+    align_corners=True — torch's default is False, so ptocr passes True explicitly."""
+    x = rand(2, 3, 8, 12)
+    grid = RNG.uniform(-1.2, 1.2, (2, 8, 12, 2)).astype(np.float32)
+    ref = paddle.nn.functional.grid_sample(paddle.to_tensor(x), paddle.to_tensor(grid))
+    ours = torch.nn.functional.grid_sample(torch.from_numpy(x), torch.from_numpy(grid),
+                                           mode="bilinear", padding_mode="zeros",
+                                           align_corners=True)
+    close(ref, ours)
+    default = torch.nn.functional.grid_sample(torch.from_numpy(x), torch.from_numpy(grid))
+    assert np.abs(default.numpy() - ref.numpy()).max() > 1e-2

@@ -184,8 +184,10 @@ def _parse_pir_ops(raw_ops):
             results = [results]
         if kind == "p":  # parameter: A = [.., .., .., name]
             name = raw["A"][3]
-            params[name] = _pir_tensor_type(results[0]["TT"])
             names[results[0]["%"]] = name
+            # paddle.nn.LSTM's dropout state is declared as a parameter but never saved
+            if not name.endswith("__non_persistable"):
+                params[name] = _pir_tensor_type(results[0]["TT"])
             continue
         op_type = kind.split(".", 1)[1]
         for i, res in enumerate(results):

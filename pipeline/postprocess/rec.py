@@ -26,3 +26,29 @@ class CTCLabelDecode:
             kept = conf[keep]
             results.append((text, float(np.mean(kept)) if len(kept) else 0.0))
         return results
+
+
+@register("PostProcess")
+class AttnLabelDecode:
+    """Attention decoders (RARE): classes are [sos] + dictionary (+ " ") + [eos]; per step the
+    argmax is read. As PaddleOCR 2.10 decodes it, both sos and eos are skipped wherever they
+    occur (its end-of-sequence break is unreachable after the skip), and the score is the mean
+    probability of the kept characters (NaN when none is kept)."""
+
+    def __init__(self, character_dict=None, use_space_char=False, **_training_only):
+        if not character_dict:
+            raise ValueError("AttnLabelDecode needs the recogniser's character_dict")
+        self.character = (["sos"] + list(character_dict) + ([" "] if use_space_char else [])
+                          + ["eos"])
+
+    def __call__(self, preds):
+        probs = np.asarray(preds[0] if isinstance(preds, (list, tuple)) else preds)
+        idx, prob = probs.argmax(axis=2), probs.max(axis=2)
+        special = (0, len(self.character) - 1)
+        results = []
+        for seq, conf in zip(idx, prob):
+            keep = ~np.isin(seq, special)
+            text = "".join(self.character[i] for i in seq[keep])
+            kept = conf[keep]
+            results.append((text, float(np.mean(kept)) if len(kept) else float("nan")))
+        return results

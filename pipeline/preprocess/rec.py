@@ -31,13 +31,21 @@ def resize_norm_img(img, image_shape, max_wh_ratio=None):
 @register("PreProcess")
 class RecResizeImg:
     """CTC-style recogniser input: height fixed, canvas at least ``image_shape`` wide and
-    widened to the batch's widest crop (data['max_wh_ratio'], set by the pipeline)."""
+    widened to the batch's widest crop (data['max_wh_ratio'], set by the pipeline).
 
-    def __init__(self, image_shape=(3, 48, 320), **_training_only):
+    ``infer_mode: false`` keeps the canvas at ``image_shape``'s width (PaddleOCR's
+    resize_norm_img with padding; what predict_rec does for RARE, and what programs exported
+    at a fixed width, such as those with a TPS transform, need)."""
+
+    def __init__(self, image_shape=(3, 48, 320), infer_mode=True, **_training_only):
         self.image_shape = tuple(int(v) for v in image_shape)
+        self.infer_mode = bool(infer_mode)
 
     def __call__(self, data):
         img = data["image"]
+        if not self.infer_mode:
+            data["image"] = resize_norm_img(img, self.image_shape)
+            return data
         _, h, w = self.image_shape
         ratio = max(w / float(h), data.get("max_wh_ratio") or 0.0,
                     img.shape[1] / float(img.shape[0]))
