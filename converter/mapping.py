@@ -36,12 +36,15 @@ OP_TYPES = {
     nn.Linear: {"matmul", "matmul_v2", "elementwise_add", "add", "fc"},
     nn.LayerNorm: {"layer_norm"},
     nn.Embedding: {"lookup_table_v2", "embedding"},
+    nn.GRUCell: {"matmul", "matmul_v2", "elementwise_add", "add"},
 }
 # Order in which Paddle's ops consume a module's tensors, where it differs from torch's
 # registration order (batch_norm takes mean and variance before scale and bias).
 PADDLE_USE_ORDER = {
     nn.BatchNorm2d: ["running_mean", "running_var", "weight", "bias"],
     nn.BatchNorm1d: ["running_mean", "running_var", "weight", "bias"],
+    # paddle's GRUCell adds each bias right after its matmul
+    nn.GRUCell: ["weight_ih", "bias_ih", "weight_hh", "bias_hh"],
 }
 
 
