@@ -76,7 +76,7 @@ def _table_dict(spec, weights, n_classes, path=None):
     elif spec.dictionary and (SHIPPED / spec.dictionary).is_file():
         chars, source = read_dict_file(SHIPPED / spec.dictionary), spec.dictionary
     else:
-        raise PtocrError(f"{spec.name}: no structure dictionary known; pass --rec-dict FILE")
+        return None  # a structure-only conversion; the table pipeline asks for one
     post = (spec.processing or {}).get("PostProcess") or {}
     tokens = list(chars)
     if post.get("merge_no_span_structure"):

@@ -69,11 +69,12 @@ def match_cells(ocr_boxes, cell_boxes):
 
 def _cell_text(indices, texts):
     """The text of one cell from its OCR lines: one line as it is; several joined by spaces,
-    each stripped of a leading space and of <b> markers, with <b> around all when the first
-    line had it."""
+    each stripped of a leading space and of <b> markers. TableMatch wraps them in <b> when
+    "<b>" is *in the first line's (text, score) pair*, i.e. only when that text is exactly
+    "<b>"; we keep that behaviour."""
     if len(indices) == 1:
         return html_lib.escape(texts[indices[0]])
-    bold = "<b>" in texts[indices[0]]
+    bold = texts[indices[0]] == "<b>"
     parts = []
     for k, i in enumerate(indices):
         content = texts[i]
@@ -140,10 +141,14 @@ class TableRecognizer:
         if img is None or getattr(img, "ndim", 0) != 3:
             raise ValueError("expected a BGR image (H×W×3 array) or an image path")
         with torch.inference_mode():
+            # OCR first: the structure model predicts cells even on a blank page, so an
+            # image without text is reported as holding no table (and costs no decoding)
+            boxes, texts, scores = self.read_text(img)
+            if not boxes:
+                raise NoTableError("no text found, so no table")
             structure = self.structure(img)
             if len(structure["bboxes"]) == 0:
                 raise NoTableError("no table cell found")
-            boxes, texts, scores = self.read_text(img)
         kept_boxes, kept_texts = filter_above_table(structure["bboxes"], boxes, texts)
         matched = match_cells(kept_boxes, structure["bboxes"])
         tokens = ["<html>", "<body>", "<table>"] + structure["structure"] + [

@@ -186,3 +186,19 @@ def test_bilinear_align_mode_1_differs_from_torch():
     ours = torch.nn.functional.interpolate(torch.from_numpy(x), scale_factor=2,
                                            mode="bilinear", align_corners=False).numpy()
     assert np.abs(ref - ours).max() > 1e-3
+
+
+def test_gru_cell_gate_order_and_layout():
+    """paddle.nn.GRUCell and torch.nn.GRUCell: same parameter names and [3H, in] layout (not
+    Linear's transpose), same gate order (r, z, c) and update h' = z*h + (1-z)*c, and paddle
+    returns (h', h'); SLAHead's attention cell relies on this."""
+    ref = paddle.nn.GRUCell(7, 5)
+    ours = nn.GRUCell(7, 5)
+    assert set(ref.state_dict()) == set(ours.state_dict())
+    for name, value in ref.state_dict().items():
+        value.set_value(rand(*value.shape) * 0.3)
+    ours.load_state_dict({k: torch.from_numpy(v.numpy()) for k, v in ref.state_dict().items()})
+    x, h = rand(3, 7), rand(3, 5) * 0.3
+    out, state = ref(paddle.to_tensor(x), paddle.to_tensor(h))
+    close(out, ours(torch.from_numpy(x), torch.from_numpy(h)))
+    close(state, out.numpy(), atol=0)

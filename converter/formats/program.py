@@ -186,8 +186,17 @@ def _pir_attrs(items):
 
 
 def _parse_pir_ops(raw_ops):
-    params, ops, feeds, fetches = {}, [], [], []
-    names = {}  # value id -> name
+    params, feeds, fetches = {}, [], []
+    names = {}  # value id -> name, shared with nested regions (a loop body uses outer values)
+    ops = _pir_block_ops(raw_ops, params, names, feeds, fetches)
+    if not feeds or not fetches:
+        raise FormatError("program has no data or fetch ops (not an inference model)")
+    params = dict(sorted(params.items()))
+    return Program("pir", params, ops, feeds, fetches)
+
+
+def _pir_block_ops(raw_ops, params, names, feeds, fetches, depth=0):
+    ops = []
     for raw in raw_ops:
         kind = raw["#"]
         results = raw.get("O") or []
@@ -210,9 +219,12 @@ def _parse_pir_ops(raw_ops):
         if op_type == "fetch":
             fetches += ins
             continue
+        sub = []
+        if depth < 16:  # control flow (while, if): the ops of its regions
+            for region in raw.get("regions") or []:
+                for block in region.get("blocks") or []:
+                    sub += _pir_block_ops(block.get("ops") or [], params, names, feeds,
+                                          fetches, depth + 1)
         ops.append(Op(op_type, [(str(i), [n]) for i, n in enumerate(ins)],
-                      [(str(i), [names[r["%"]]]) for i, r in enumerate(results)], attrs))
-    if not feeds or not fetches:
-        raise FormatError("program has no data or fetch ops (not an inference model)")
-    params = dict(sorted(params.items()))
-    return Program("pir", params, ops, feeds, fetches)
+                      [(str(i), [names[r["%"]]]) for i, r in enumerate(results)], attrs, sub))
+    return ops

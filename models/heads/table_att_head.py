@@ -34,8 +34,11 @@ class AttentionGRUCell(nn.Module):
         self.score = nn.Linear(hidden_size, 1, bias=False)
         self.rnn = nn.GRUCell(input_size + num_embeddings, hidden_size)
 
-    def forward(self, prev_hidden, batch_h, char_onehots):
-        res = torch.tanh(self.i2h(batch_h) + self.h2h(prev_hidden).unsqueeze(1))
+    def forward(self, prev_hidden, batch_h, char_onehots, batch_h_proj=None):
+        # i2h(batch_h) does not change between steps; a decoding loop passes it in once
+        if batch_h_proj is None:
+            batch_h_proj = self.i2h(batch_h)
+        res = torch.tanh(batch_h_proj + self.h2h(prev_hidden).unsqueeze(1))
         alpha = F.softmax(self.score(res), dim=1)  # N×T×1, over the feature positions
         context = torch.bmm(alpha.transpose(1, 2), batch_h).squeeze(1)
         return self.rnn(torch.cat([context, char_onehots], 1), prev_hidden)
@@ -68,10 +71,11 @@ class SLAHead(nn.Module):
         pre_chars = torch.zeros(n, dtype=torch.long, device=fea.device)
         ended = torch.zeros(n, dtype=torch.bool, device=fea.device)
         structure, locs = [], []
+        fea_proj = self.structure_attention_cell.i2h(fea)
         steps = self.max_text_length + 1
         for _ in range(steps):
             onehot = F.one_hot(pre_chars, self.num_embeddings).to(fea.dtype)
-            hidden = self.structure_attention_cell(hidden, fea, onehot)
+            hidden = self.structure_attention_cell(hidden, fea, onehot, fea_proj)
             step = self.structure_generator(hidden)
             structure.append(step)
             locs.append(self.loc_generator(hidden))
