@@ -20,4 +20,8 @@ def __getattr__(name):
         from .engines import ray_data
 
         return ray_data
+    if name == "TableRecognizer":
+        from .pipeline.table import TableRecognizer
+
+        return TableRecognizer
     raise AttributeError(name)

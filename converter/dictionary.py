@@ -30,6 +30,8 @@ def resolve(spec, weights, n_classes, rec_dict=None, use_space_char=None):
     (PostProcess.character_dict); the dictionary file the table names, beside the weights or
     shipped with ptocr.
     """
+    if spec.task == "table":
+        return _table_dict(spec, weights, n_classes, rec_dict)
     if spec.task != "rec":
         if rec_dict:
             raise PtocrError(f"--rec-dict applies to recognisers; {spec.name} is {spec.task}")
@@ -63,3 +65,25 @@ def resolve(spec, weights, n_classes, rec_dict=None, use_space_char=None):
             f"the model has {n_classes}")
     return {"character_dict": chars, "use_space_char": bool(use_space_char),
             "dict_source": source}
+
+
+def _table_dict(spec, weights, n_classes, path=None):
+    """The structure dictionary of a table recogniser (PaddleOCR's table_structure_dict*.txt).
+    With merge_no_span_structure the decoder uses '<td></td>' in place of '<td>'; with the
+    table's special tokens (sos, eos) that must give the model's class count."""
+    if path:
+        chars, source = read_dict_file(path), str(path)
+    elif spec.dictionary and (SHIPPED / spec.dictionary).is_file():
+        chars, source = read_dict_file(SHIPPED / spec.dictionary), spec.dictionary
+    else:
+        return None  # a structure-only conversion; the table pipeline asks for one
+    post = (spec.processing or {}).get("PostProcess") or {}
+    tokens = list(chars)
+    if post.get("merge_no_span_structure"):
+        tokens = [c for c in tokens if c != "<td>"] + (
+            [] if "<td></td>" in tokens else ["<td></td>"])
+    expected = len(tokens) + spec.dict_special_tokens
+    if n_classes is not None and expected != n_classes:
+        raise PtocrError(f"structure dictionary {source} gives {expected} classes, the model "
+                         f"has {n_classes}")
+    return {"character_dict": chars, "dict_source": source}

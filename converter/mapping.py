@@ -36,6 +36,7 @@ OP_TYPES = {
     nn.Linear: {"matmul", "matmul_v2", "elementwise_add", "add", "fc"},
     nn.LayerNorm: {"layer_norm"},
     nn.Embedding: {"lookup_table_v2", "embedding"},
+    nn.GRUCell: {"matmul", "matmul_v2", "elementwise_add", "add"},
 }
 # Order in which Paddle's ops consume a module's tensors, where it differs from torch's
 # registration order (batch_norm takes mean and variance before scale and bias).

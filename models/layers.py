@@ -55,6 +55,8 @@ def make_act(name):
         return nn.SiLU()
     if name == "relu6":
         return nn.ReLU6()
+    if name == "leaky_relu":  # paddle's default negative slope is torch's, 0.01
+        return nn.LeakyReLU(0.01)
     raise ValueError(f"unknown activation {name!r}")
 
 

@@ -471,3 +471,18 @@ def test_grid_sample_paddle_default_is_align_corners_true():
     close(ref, ours)
     default = torch.nn.functional.grid_sample(torch.from_numpy(x), torch.from_numpy(grid))
     assert np.abs(default.numpy() - ref.numpy()).max() > 1e-2
+
+def test_gru_cell_gate_order_and_layout():
+    """paddle.nn.GRUCell and torch.nn.GRUCell: same parameter names and [3H, in] layout (not
+    Linear's transpose), same gate order (r, z, c) and update h' = z*h + (1-z)*c, and paddle
+    returns (h', h'); SLAHead's attention cell relies on this."""
+    ref = paddle.nn.GRUCell(7, 5)
+    ours = nn.GRUCell(7, 5)
+    assert set(ref.state_dict()) == set(ours.state_dict())
+    for name, value in ref.state_dict().items():
+        value.set_value(rand(*value.shape) * 0.3)
+    ours.load_state_dict({k: torch.from_numpy(v.numpy()) for k, v in ref.state_dict().items()})
+    x, h = rand(3, 7), rand(3, 5) * 0.3
+    out, state = ref(paddle.to_tensor(x), paddle.to_tensor(h))
+    close(out, ours(torch.from_numpy(x), torch.from_numpy(h)))
+    close(state, out.numpy(), atol=0)

@@ -47,6 +47,7 @@ SCHEMA = {
         ("strings", 8, "string", True),
         ("b", 10, "bool", False),
         ("bools", 11, "bool", True),
+        ("block_idx", 12, "int32", False),
         ("l", 13, "int64", False),
         ("longs", 15, "int64", True),
         ("float64s", 16, "double", True),
@@ -70,7 +71,7 @@ SCHEMA = {
 # OpAttr.type (framework.proto AttrType) -> the field that holds the value.
 ATTR_FIELD = {
     0: "i", 1: "f", 2: "s", 3: "ints", 4: "floats", 5: "strings", 6: "b", 7: "bools",
-    9: "l", 11: "longs", 12: "float64s", 15: "float64",
+    8: "block_idx", 9: "l", 11: "longs", 12: "float64s", 15: "float64",
 }
 
 _PACKAGE = "ptocr.paddle_framework"

@@ -24,6 +24,7 @@ class Op:
     inputs: list  # [(slot name, [value names])] in slot order
     outputs: list
     attrs: dict = field(default_factory=dict)
+    sub_ops: list = field(default_factory=list)  # ops of a control-flow body (while, cond)
 
 
 @dataclass
@@ -42,7 +43,7 @@ class Program:
         """
         seen = {}
         alias = {}  # value produced by a pass-through op -> parameter it carries
-        for op in self.ops:
+        for op in _walk(self.ops):
             for slot, names in _slot_order(op):
                 for name in names:
                     param = name if name in self.params else alias.get(name)
@@ -55,6 +56,14 @@ class Program:
                         continue
                     seen.setdefault(param, (op.type, slot))
         return seen
+
+
+def _walk(ops):
+    """Ops in execution order, a control-flow op's body (a decoding loop) before the op
+    itself, so parameters used inside a loop are ordered as the loop uses them."""
+    for op in ops:
+        yield from _walk(op.sub_ops)
+        yield op
 
 
 _PASS_THROUGH = {"reshape", "reshape2", "unsqueeze", "unsqueeze2", "squeeze", "squeeze2",
@@ -90,14 +99,29 @@ def parse_pdmodel(data, what="inference.pdmodel"):
     if not prog.blocks:
         raise FormatError(f"{what}: not a Paddle program (no blocks)")
     try:
-        return _program_from_block(prog.blocks[0], what)
+        return _program_from_block(prog.blocks[0], what, prog.blocks)
     except FormatError:
         raise
     except Exception as exc:  # fields that parse but make no sense (names that are not text...)
         raise FormatError(f"{what}: malformed Paddle program ({type(exc).__name__}: {exc})") from None
 
 
-def _program_from_block(block, what):
+def _block_ops(block, blocks, depth=0):
+    """The ops of a block, each control-flow op carrying its sub-block's ops."""
+    ops = []
+    for op in block.ops:
+        inputs = [(v.parameter, list(v.arguments)) for v in op.inputs]
+        outputs = [(v.parameter, list(v.arguments)) for v in op.outputs]
+        attrs = {a.name: _attr_value(a) for a in op.attrs}
+        sub = []
+        idx = attrs.get("sub_block")
+        if isinstance(idx, int) and 0 < idx < len(blocks) and depth < 16:
+            sub = _block_ops(blocks[idx], blocks, depth + 1)
+        ops.append(Op(op.type, inputs, outputs, attrs, sub))
+    return ops
+
+
+def _program_from_block(block, what, blocks=()):
     params, ops, feeds, fetches = {}, [], [], []
     for var in block.vars:
         if not var.persistable or var.type.type != _LOD_TENSOR:
@@ -107,17 +131,14 @@ def _program_from_block(block, what):
         if dtype is None:
             raise FormatError(f"{what}: variable {var.name} has unsupported type {desc.data_type}")
         params[var.name] = (tuple(desc.dims), np.dtype(np.float32 if dtype == "bfloat16" else dtype))
-    for op in block.ops:
-        inputs = [(v.parameter, list(v.arguments)) for v in op.inputs]
-        outputs = [(v.parameter, list(v.arguments)) for v in op.outputs]
+    for op in _block_ops(block, blocks):
         if op.type == "feed":
-            feeds += [n for _, names in outputs for n in names]
+            feeds += [n for _, names in op.outputs for n in names]
             continue
         if op.type == "fetch":
-            fetches += [n for _, names in inputs for n in names]
+            fetches += [n for _, names in op.inputs for n in names]
             continue
-        attrs = {a.name: _attr_value(a) for a in op.attrs}
-        ops.append(Op(op.type, inputs, outputs, attrs))
+        ops.append(op)
     if not feeds or not fetches:
         raise FormatError(f"{what}: program has no feed or fetch ops (not an inference model)")
     # save_combine writes the persistable variables in sorted name order.
@@ -164,20 +185,19 @@ def _pir_attrs(items):
     return out
 
 
-def _flat_pir_ops(raw_ops):
-    """Ops in program order, the ops of a control-flow op's regions (a decoding loop's body,
-    a branch) right after the op itself: the order parameters are first used in."""
-    for raw in raw_ops:
-        yield raw
-        for region in raw.get("regions") or []:
-            for block in region.get("blocks") or []:
-                yield from _flat_pir_ops(block.get("ops") or [])
-
-
 def _parse_pir_ops(raw_ops):
-    params, ops, feeds, fetches = {}, [], [], []
-    names = {}  # value id -> name
-    for raw in _flat_pir_ops(raw_ops):
+    params, feeds, fetches = {}, [], []
+    names = {}  # value id -> name, shared with nested regions (a loop body uses outer values)
+    ops = _pir_block_ops(raw_ops, params, names, feeds, fetches)
+    if not feeds or not fetches:
+        raise FormatError("program has no data or fetch ops (not an inference model)")
+    params = dict(sorted(params.items()))
+    return Program("pir", params, ops, feeds, fetches)
+
+
+def _pir_block_ops(raw_ops, params, names, feeds, fetches, depth=0):
+    ops = []
+    for raw in raw_ops:
         kind = raw["#"]
         results = raw.get("O") or []
         if isinstance(results, dict):
@@ -201,9 +221,12 @@ def _parse_pir_ops(raw_ops):
         if op_type == "fetch":
             fetches += ins
             continue
+        sub = []
+        if depth < 16:  # control flow (while, if): the ops of its regions
+            for region in raw.get("regions") or []:
+                for block in region.get("blocks") or []:
+                    sub += _pir_block_ops(block.get("ops") or [], params, names, feeds,
+                                          fetches, depth + 1)
         ops.append(Op(op_type, [(str(i), [n]) for i, n in enumerate(ins)],
-                      [(str(i), [names[r["%"]]]) for i, r in enumerate(results)], attrs))
-    if not feeds or not fetches:
-        raise FormatError("program has no data or fetch ops (not an inference model)")
-    params = dict(sorted(params.items()))
-    return Program("pir", params, ops, feeds, fetches)
+                      [(str(i), [names[r["%"]]]) for i, r in enumerate(results)], attrs, sub))
+    return ops

@@ -1,5 +1,7 @@
 """PP-LCNet (v1) after PaddleClas's ppcls/arch/backbone/legendary_models/pp_lcnet.py: the
-backbone of PaddleX's PP-LCNet classifiers (text line and document orientation).
+backbone of PaddleX's PP-LCNet classifiers (text line and document orientation), and the same
+network as PaddleOCR's ppocr/modeling/backbones/det_pp_lcnet.py returns it to table models
+(SLANet): the outputs of blocks3 to blocks6 (``PPLCNet@table``).
 
 Names follow PaddleClas (``conv1``, ``blocks2`` ... ``blocks6``, each block ``dw_conv``, ``se``,
 ``pw_conv``); the classifier part (``last_conv``, ``fc``) lives in heads/lcnet_cls_head.py.
@@ -71,3 +73,24 @@ class PPLCNet(nn.Module):
         for stage in NET_CONFIG:
             x = getattr(self, stage)(x)
         return x
+
+
+@register("Backbone", "PPLCNet@table")
+class PPLCNetStages(PPLCNet):
+    """PaddleOCR's det_pp_lcnet.PPLCNet: the same layers, returning the features of blocks3,
+    blocks4, blocks5 and blocks6 (strides 8 to 32) for a neck. Its ``out_channels`` are
+    int(c * scale), not make_divisible (they agree for the scales PaddleOCR uses)."""
+
+    STAGES = ("blocks3", "blocks4", "blocks5", "blocks6")
+
+    def __init__(self, in_channels=3, scale=1.0, **_):
+        super().__init__(in_channels, scale)
+        self.out_channels = [int(NET_CONFIG[s][-1][2] * scale) for s in self.STAGES]
+
+    def forward(self, x):
+        x = self.blocks2(self.conv1(x))
+        outs = []
+        for stage in self.STAGES:
+            x = getattr(self, stage)(x)
+            outs.append(x)
+        return outs

@@ -1,0 +1,128 @@
+"""CSP-PAN, the neck of SLANet (PaddleOCR's ppocr/modeling/necks/csp_pan.py, itself from
+PaddleDetection): 1x1 convs bring every backbone stage to one width, then a top-down and a
+bottom-up path of CSP layers with depthwise-separable convs.
+
+Names follow PaddleOCR: ``conv_t.convs``, ``top_down_blocks``, ``downsamples``,
+``bottom_up_blocks``; CSP layers hold ``main_conv``, ``short_conv``, ``final_conv``, ``blocks``;
+depthwise-separable modules ``dwconv``/``bn1``/``pwconv``/``bn2``.
+"""
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from ..layers import ConvBNLayer, batch_norm, make_act
+from ..registry import register
+
+
+class DPModule(nn.Module):
+    """Depthwise conv (groups = channels) -> BN -> act -> 1x1 conv -> BN -> act."""
+
+    def __init__(self, in_channel, out_channel, kernel_size=3, stride=1, act="leaky_relu"):
+        super().__init__()
+        self.dwconv = nn.Conv2d(in_channel, out_channel, kernel_size, stride,
+                                (kernel_size - 1) // 2, groups=out_channel, bias=False)
+        self.bn1 = batch_norm(out_channel)
+        self.pwconv = nn.Conv2d(out_channel, out_channel, 1, bias=False)
+        self.bn2 = batch_norm(out_channel)
+        self.act = make_act(act)
+
+    def forward(self, x):
+        x = self.act(self.bn1(self.dwconv(x)))
+        return self.act(self.bn2(self.pwconv(x)))
+
+
+def _conv(use_depthwise, cin, cout, kernel_size, stride, act):
+    if use_depthwise:
+        return DPModule(cin, cout, kernel_size, stride, act)
+    return ConvBNLayer(cin, cout, kernel_size, stride, act=act)
+
+
+class DarknetBottleneck(nn.Module):
+    """1x1 conv then a k×k conv (depthwise-separable when asked); identity added only when
+    asked and the widths agree."""
+
+    def __init__(self, in_channels, out_channels, kernel_size=3, expansion=0.5,
+                 add_identity=True, use_depthwise=False, act="leaky_relu"):
+        super().__init__()
+        hidden = int(out_channels * expansion)
+        self.conv1 = ConvBNLayer(in_channels, hidden, 1, act=act)
+        self.conv2 = _conv(use_depthwise, hidden, out_channels, kernel_size, 1, act)
+        self.add_identity = add_identity and in_channels == out_channels
+
+    def forward(self, x):
+        out = self.conv2(self.conv1(x))
+        return out + x if self.add_identity else out
+
+
+class CSPLayer(nn.Module):
+    """Cross-stage partial layer: a main path through bottlenecks and a short path, joined
+    (main first) by a 1x1 conv."""
+
+    def __init__(self, in_channels, out_channels, kernel_size=3, expand_ratio=0.5,
+                 num_blocks=1, add_identity=True, use_depthwise=False, act="leaky_relu"):
+        super().__init__()
+        mid = int(out_channels * expand_ratio)
+        self.main_conv = ConvBNLayer(in_channels, mid, 1, act=act)
+        self.short_conv = ConvBNLayer(in_channels, mid, 1, act=act)
+        self.final_conv = ConvBNLayer(2 * mid, out_channels, 1, act=act)
+        self.blocks = nn.Sequential(*[
+            DarknetBottleneck(mid, mid, kernel_size, 1.0, add_identity, use_depthwise, act)
+            for _ in range(num_blocks)])
+
+    def forward(self, x):
+        x_short = self.short_conv(x)
+        x_main = self.blocks(self.main_conv(x))
+        return self.final_conv(torch.cat([x_main, x_short], 1))
+
+
+class ChannelT(nn.Module):
+    """One 1x1 ConvBN per input stage, all to ``out_channels`` (PaddleOCR's Channel_T)."""
+
+    def __init__(self, in_channels, out_channels=96, act="leaky_relu"):
+        super().__init__()
+        self.convs = nn.ModuleList(ConvBNLayer(c, out_channels, 1, act=act)
+                                   for c in in_channels)
+
+    def forward(self, xs):
+        return [conv(x) for conv, x in zip(self.convs, xs)]
+
+
+@register("Neck")
+class CSPPAN(nn.Module):
+    """Path aggregation over the backbone's stages; returns one map per stage, all
+    ``out_channels`` wide, finest first."""
+
+    def __init__(self, in_channels, out_channels, kernel_size=5, num_csp_blocks=1,
+                 use_depthwise=True, act="hard_swish", **_):
+        super().__init__()
+        n = len(in_channels)
+        self.in_channels = list(in_channels)
+        self.out_channels = [out_channels] * n
+        self.conv_t = ChannelT(in_channels, out_channels, act)
+
+        def csp():
+            return CSPLayer(out_channels * 2, out_channels, kernel_size, num_blocks=num_csp_blocks,
+                            add_identity=False, use_depthwise=use_depthwise, act=act)
+
+        self.top_down_blocks = nn.ModuleList(csp() for _ in range(n - 1))
+        self.downsamples = nn.ModuleList(
+            _conv(use_depthwise, out_channels, out_channels, kernel_size, 2, act)
+            for _ in range(n - 1))
+        self.bottom_up_blocks = nn.ModuleList(csp() for _ in range(n - 1))
+
+    def forward(self, inputs):
+        inputs = self.conv_t(inputs)
+        n = len(inputs)
+        # top-down: upsample the coarser map to the finer one's size (nearest), fuse
+        inner = [inputs[-1]]
+        for idx in range(n - 1, 0, -1):
+            low = inputs[idx - 1]
+            up = F.interpolate(inner[0], size=low.shape[2:4], mode="nearest")
+            inner.insert(0, self.top_down_blocks[n - 1 - idx](torch.cat([up, low], 1)))
+        # bottom-up: stride-2 conv of the finer output, fuse with the top-down map
+        outs = [inner[0]]
+        for idx in range(n - 1):
+            down = self.downsamples[idx](outs[-1])
+            outs.append(self.bottom_up_blocks[idx](torch.cat([down, inner[idx + 1]], 1)))
+        return outs
