@@ -20,4 +20,8 @@ def __getattr__(name):
         from .engines import ray_data
 
         return ray_data
+    if name == "PaddleOCR":  # PaddleOCR 2.x's class on ptocr models (compat.py)
+        from .compat import PaddleOCR
+
+        return PaddleOCR
     raise AttributeError(name)
