@@ -139,7 +139,7 @@ def ensure(model, manifest=None, verify=True, timeout=10, progress=True, note=_n
             if reason:
                 note(f"note: {model} is used unverified ({reason})")
         out.parent.mkdir(parents=True, exist_ok=True)
-        row = zoo.convert_entry(entry, model_dir, source, out.parent, verify and not reason)
+        row = zoo.convert_entry(entry, model_dir, source, out.parent, verify)
         if row["status"] != "ok":
             out.unlink(missing_ok=True)
             raise PtocrError(f"{model}: {row.get('error') or 'conversion failed'}")
@@ -164,13 +164,22 @@ def load(model, manifest=None, verify=True, note=_note):
         return load_model(ensure(model, manifest, verify, note=note))
 
 
-def from_paddle(path, rec_dict=None, use_space_char=None):
+_CONVERTED = {}
+
+
+def from_paddle(path, rec_dict=None, use_space_char=None, task=None):
     """A Paddle model folder (inference export or training checkpoint) converted in memory
-    (architecture detected as `--arch auto` does, no parity check), ready for the pipeline."""
+    (architecture detected as `--arch auto` does, among ``task``'s tables when given; no
+    parity check), ready for the pipeline."""
     from . import dictionary
     from .convert import convert
 
-    conv = convert(path, "auto")
+    files = sorted(Path(path).iterdir()) if Path(path).is_dir() else [Path(path)]
+    key = (str(Path(path).resolve()), str(rec_dict), use_space_char, task,
+           tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in files if f.is_file()))
+    if key in _CONVERTED:  # one conversion per folder and process (models run in eval only)
+        return _CONVERTED[key]
+    conv = convert(path, "auto", task=task)
     chars = dictionary.resolve(conv.spec, conv.weights,
                                getattr(getattr(conv.model, "head", None), "out_channels", None),
                                rec_dict, use_space_char)
@@ -178,7 +187,8 @@ def from_paddle(path, rec_dict=None, use_space_char=None):
         "arch": conv.spec.name, "config": conv.config, "source": conv.weights.sources(),
         "parity": {"verified": False, "reason": "converted on the fly"},
         "extra": {"task": conv.spec.task, **(chars or {})}, "processing": conv.processing}
-    return conv.model.eval()
+    _CONVERTED[key] = conv.model.eval()
+    return _CONVERTED[key]
 
 
 def resolve(spec, task, ocr_version=None, lang=None, manifest=None, verify=True, note=_note,
@@ -194,11 +204,11 @@ def resolve(spec, task, ocr_version=None, lang=None, manifest=None, verify=True,
         return spec
     path = Path(spec)
     if path.is_dir():
-        return from_paddle(path, rec_dict, use_space_char)
+        return from_paddle(path, rec_dict, use_space_char, task)
     if not path.exists():
         raise PtocrError(f"{path}: no such file or directory")
     if path.suffix in (".pdparams", ".pdiparams", ".pdmodel", ".json"):
-        return from_paddle(path, rec_dict, use_space_char)
+        return from_paddle(path, rec_dict, use_space_char, task)
     return load_model(path)
 
 

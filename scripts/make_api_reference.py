@@ -44,12 +44,12 @@ def cases(testdata):
     input from the description."""
     return [
         ("path_det_rec_cls", {"path": "images/11.jpg"}, {}, "cls"),
-        ("path_det_rec_nocls", {"path": "images/img_12.jpg"}, {"cls": False}, "cls"),
-        ("array_det_rec", {"array": "images/1.jpg"}, {}, "cls"),
-        ("bytes_det_rec", {"bytes": "images/japan_2.jpg"}, {}, "cls"),
+        ("path_det_rec_nocls", {"path": "images/11.jpg"}, {"cls": False}, "cls"),
+        ("array_det_rec", {"array": "images/00015504.jpg"}, {}, "cls"),
+        ("bytes_det_rec", {"bytes": "images/ger_1.jpg"}, {}, "cls"),
         ("flipped_det_rec_cls", {"flipped": "images/11.jpg"}, {}, "cls"),
         ("blank_det_rec", {"blank": [200, 300]}, {}, "cls"),
-        ("path_det_only", {"path": "images/img_11.jpg"}, {"rec": False}, "cls"),
+        ("path_det_only", {"path": "images/11.jpg"}, {"rec": False}, "cls"),
         ("blank_det_only", {"blank": [200, 300]}, {"rec": False}, "cls"),
         ("path_rec_only", {"path": "words/ch_word_1.jpg"}, {"det": False}, "cls"),
         ("list_rec_only_cls", {"list": ["words/ch_word_2.jpg", "words/en_word_1.png",
@@ -59,13 +59,13 @@ def cases(testdata):
         ("list_cls_only", {"list": ["words/ch_word_4.jpg", "flip:words/ch_word_5.jpg",
                                     "words/en_word_2.png"]}, {"det": False, "rec": False}, "cls"),
         ("path_cls_only", {"path": "words/en_word_3.png"}, {"det": False, "rec": False}, "cls"),
-        ("nocls_instance_det_rec", {"path": "images/11.jpg"}, {}, "nocls"),
+        ("nocls_instance_det_rec", {"path": "images/ger_1.jpg"}, {}, "nocls"),
         ("nocls_instance_rec_cls_ignored", {"list": ["flip:words/ch_word_3.jpg"]},
          {"det": False}, "nocls"),
         ("nocls_instance_nothing", {"path": "words/ch_word_1.jpg"},
          {"det": False, "rec": False}, "nocls"),
-        ("inv_det_rec", {"path": "images/img_12.jpg"}, {"inv": True}, "cls"),
-        ("bin_det_rec", {"path": "images/img_12.jpg"}, {"bin": True}, "cls"),
+        ("inv_det_rec", {"path": "images/ger_1.jpg"}, {"inv": True}, "cls"),
+        ("bin_det_rec", {"path": "images/11.jpg"}, {"bin": True}, "cls"),
     ]
 
 
