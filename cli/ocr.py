@@ -269,14 +269,10 @@ def _corpus(inputs, det, rec, cls_path, json_out, vis_dir, threads, out_dir, eng
         raise PtocrError("--out writes rows as shards; --json and --vis-dir are for images")
     if min(batch_size, shard_size) < 1 or (num_workers is not None and num_workers < 1):
         raise PtocrError("--batch-size, --shard-size and --num-workers must be at least 1")
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
     summary = run_corpus(list(inputs), out_dir, det, rec, cls_path, engine=engine,
                          fmt=out_format, path_column=path_column, shard_size=shard_size,
                          address=address, num_workers=num_workers, batch_size=batch_size,
-                         **options)
+                         threads=threads, **options)
     click.echo(f"ocr: {summary['done']} images done ({summary['errors']} unreadable, kept as "
                f"error rows), {summary['skipped']} already in {out_dir}; {summary['shards']} "
                f"shards written in {summary['seconds']:.1f}s", err=True)
