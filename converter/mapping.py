@@ -7,6 +7,7 @@ every Paddle tensor is used once or explicitly ignored, every torch tensor is fi
 shape checked; anything else is an error that lists the names on both sides.
 """
 
+import os
 import copy
 import re
 from dataclasses import dataclass, field
@@ -72,11 +73,23 @@ class ArchSpec:
     path: Path = None
 
 
+_YAML_CACHE = {}
+
+
 def _load_yaml(path):
+    """Parsed YAML (libyaml when present); tables are read many times per process (--arch
+    auto builds every table), so the parse is kept per (path, mtime, size) and copied out."""
+    import copy
+
     import yaml
 
-    with open(path, encoding="utf-8") as fh:
-        return yaml.safe_load(fh) or {}
+    stat = os.stat(path)
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if key not in _YAML_CACHE:
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        with open(path, encoding="utf-8") as fh:
+            _YAML_CACHE[key] = yaml.load(fh, Loader=loader) or {}
+    return copy.deepcopy(_YAML_CACHE[key])
 
 
 def _shared_rules():
@@ -437,15 +450,15 @@ def _map_by_program(weights, targets, model, spec, example_input):
     return state, report
 
 
-def match_archs(weights):
+def match_archs(weights, task=None):
     """{name: resolved Architecture config} of the tables these weights convert to without a
-    mapping error. A model name in the export's inference.yml is taken at its word when a
-    table claims it."""
+    mapping error (only tables of ``task`` when given). A model name in the export's
+    inference.yml is taken at its word when a table claims it."""
     from ..models import build
 
     yml = weights.inference_yml or {}
     model_name = (yml.get("Global") or {}).get("model_name")
-    specs = list_archs()
+    specs = {n: s for n, s in list_archs().items() if task is None or s.task == task}
     if model_name:
         named = {s.name: resolve_config(s, weights) for s in specs.values()
                  if model_name in s.model_names}

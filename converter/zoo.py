@@ -103,7 +103,14 @@ def fetch(url, dest, sha256=None, timeout=10, progress=True):
                 src = Path(url[len("file://"):] if url.startswith("file://") else url)
                 if not src.is_file():
                     raise Unavailable(f"{url}: no such file")
-                shutil.copyfile(src, dest)
+                # copied beside dest and renamed: an interrupted copy never looks complete
+                partial = dest.with_name(dest.name + ".partial")
+                try:
+                    shutil.copyfile(src, partial)
+                except OSError as exc:
+                    partial.unlink(missing_ok=True)
+                    raise Unavailable(f"{url}: {exc.strerror or exc}") from None
+                partial.rename(dest)
         if not sha256 or sha256_file(dest) == sha256:
             return dest
         dest.unlink()  # corrupted: fetch once more
@@ -240,6 +247,10 @@ def convert_entry(entry, model_dir, source, out_dir, verify=True):
         chars = dictionary.resolve(conv.spec, weights,
                                    getattr(conv.model.head, "out_channels", None))
         parity = {"verified": False, "reason": "not requested"}
+        if verify and weights.program is not None and not paddle_available():
+            from .verify import paddle_unavailable_reason
+
+            parity["reason"] = paddle_unavailable_reason()
         if verify and weights.program is not None and paddle_available():
             report = run_verify(weights, conv.model, conv.spec)
             parity = {"verified": True, "passed": report["passed"], "summary": summary(report),
@@ -250,7 +261,8 @@ def convert_entry(entry, model_dir, source, out_dir, verify=True):
                 return row
         meta = {"arch": conv.spec.name, "config": conv.config, "source": sources,
                 "ptocr_version": __import__("ptocr").__version__, "parity": parity,
-                "extra": {"task": conv.spec.task, "zoo_source": source, **(chars or {})}}
+                "extra": {"task": conv.spec.task, "zoo_source": source, **(chars or {})},
+                "processing": conv.processing}
         checkpoint.save(out, conv.model.state_dict(), meta, overwrite=True)
         row["status"] = "ok"
     except PtocrError as exc:

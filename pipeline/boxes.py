@@ -14,17 +14,21 @@ def order_points_clockwise(pts):
     return rect
 
 
-def filter_det_boxes(boxes, img_h, img_w):
-    """Order corners, clip to the image, drop boxes 3 px or thinner (filter_tag_det_res)."""
-    kept = []
-    for box in boxes:
+def filter_det_boxes(boxes, img_h, img_w, scores=None):
+    """Order corners, clip to the image, drop boxes 3 px or thinner (filter_tag_det_res).
+    With ``scores`` (one per box), returns (boxes, the kept boxes' scores)."""
+    kept, kept_scores = [], []
+    for i, box in enumerate(boxes):
         box = order_points_clockwise(np.array(box))
         box[:, 0] = np.array([int(min(max(x, 0), img_w - 1)) for x in box[:, 0]])
         box[:, 1] = np.array([int(min(max(y, 0), img_h - 1)) for y in box[:, 1]])
         if int(np.linalg.norm(box[0] - box[1])) <= 3 or int(np.linalg.norm(box[0] - box[3])) <= 3:
             continue
         kept.append(box)
-    return np.array(kept, dtype="float32").reshape(-1, 4, 2)
+        if scores is not None:
+            kept_scores.append(float(scores[i]))
+    kept = np.array(kept, dtype="float32").reshape(-1, 4, 2)
+    return kept if scores is None else (kept, kept_scores)
 
 
 def clip_det_polys(polys, img_h, img_w):

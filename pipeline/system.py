@@ -79,21 +79,26 @@ class OCR:
     ``image`` is a BGR ndarray (as cv2 reads it) or a path. det/rec/cls are ptocr checkpoints
     (paths) or loaded models; processing and the recogniser's dictionary come from their
     checkpoints, and ``options`` (PaddleOCR's argument names, options.py) override them.
+    A stage may be None when only the others are used (``detect``, ``recognize``,
+    ``classify``: PaddleOCR's predict_det / predict_rec / predict_cls alone).
     """
 
     def __init__(self, det, rec, cls=None, threads=None, **options):
         self.opt, overrides = split_options(options)
         if threads:
             torch.set_num_threads(threads)
-        self.det = Stage(det, "det", overrides.get("det"))
-        rec_model = _model(rec, "rec")
-        extra = (getattr(rec_model, "ptocr_meta", {}) or {}).get("extra") or {}
-        self.rec = Stage(rec_model, "rec", overrides.get("rec"),
-                         character_dict=extra.get("character_dict"),
-                         use_space_char=extra.get("use_space_char", False))
+        self.det = Stage(det, "det", overrides.get("det")) if det is not None else None
+        self.rec = None
+        if rec is not None:
+            rec_model = _model(rec, "rec")
+            extra = (getattr(rec_model, "ptocr_meta", {}) or {}).get("extra") or {}
+            self.rec = Stage(rec_model, "rec", overrides.get("rec"),
+                             character_dict=extra.get("character_dict"),
+                             use_space_char=extra.get("use_space_char", False))
         self.cls = Stage(cls, "cls", overrides.get("cls")) if cls is not None else None
 
-    def __call__(self, image):
+    def __call__(self, image, cls=True):
+        """Lines of one image; ``cls=False`` skips the direction classifier for this call."""
         img = pp.read_image(image) if isinstance(image, (str, Path)) else image
         if img is None or getattr(img, "ndim", 0) != 3:
             raise ValueError("expected a BGR image (H×W×3 array) or an image path")
@@ -104,8 +109,8 @@ class OCR:
             boxes = sorted_boxes(boxes)
             crop = get_minarea_rect_crop if self.polygons else get_rotate_crop_image
             crops = [crop(img, b.copy()) for b in boxes]
-            if self.cls is not None:
-                crops = self.classify(crops)
+            if self.cls is not None and cls:
+                crops, _ = self.classify(crops)
             texts = self.recognize(crops)
         return [{"box": [[float(x), float(y)] for x, y in box], "text": text,
                  "score": float(score)}
@@ -115,15 +120,27 @@ class OCR:
     def polygons(self):
         """The detector's post-processor gives polygons (``box_type == "poly"``): they are
         only clipped, and cropped by their minimum-area rectangle, as predict_system does."""
-        return getattr(self.det.post, "box_type", "quad") == "poly"
+        return self.det is not None and getattr(self.det.post, "box_type", "quad") == "poly"
 
-    def detect(self, img):
-        data = self.det.prepare(img)
-        result = self.det.post(self.det.run([data]), np.array([data["shape"]]))[0]
+    def _need(self, stage, task):
+        if stage is None:
+            raise PtocrError(f"this OCR system has no {task} model")
+        return stage
+
+    def detect(self, img, scores=False):
+        """Boxes of one BGR image as predict_det returns them (quads: N×4×2 float32, corners
+        ordered and clipped, thin ones dropped; polygons: only clipped); with ``scores``,
+        (boxes, box scores)."""
+        det = self._need(self.det, "det")
+        with torch.inference_mode():
+            data = det.prepare(img)
+            result = det.post(det.run([data]), np.array([data["shape"]]))[0]
         h, w = img.shape[:2]
         if self.polygons:
-            return clip_det_polys(result["points"], h, w)
-        return filter_det_boxes(result["points"], h, w)
+            polys = clip_det_polys(result["points"], h, w)
+            return (polys, [float(s) for s in result.get("scores", [])]) if scores else polys
+        return filter_det_boxes(result["points"], h, w,
+                                result.get("scores") if scores else None)
 
     def _batches(self, crops, size):
         """Indices of crops in batches of similar width ratio, as predict_rec/cls batch."""
@@ -132,24 +149,30 @@ class OCR:
             yield order[start: start + size]
 
     def classify(self, crops):
-        """Turn crops classified as 180° (above cls_thresh) upright."""
+        """(crops with those classified as 180° above cls_thresh turned upright,
+        [(label, score)] per crop), as predict_cls returns them."""
         import cv2
 
-        crops = list(crops)
-        for idx in self._batches(crops, self.opt.cls_batch_num):
-            batch = [self.cls.prepare(crops[i]) for i in idx]
-            for i, (label, score) in zip(idx, self.cls.post(self.cls.run(batch))):
-                if "180" in label and score > self.opt.cls_thresh:
-                    crops[i] = cv2.rotate(crops[i], cv2.ROTATE_180)
-        return crops
+        cls = self._need(self.cls, "cls")
+        crops, labels = list(crops), [("", 0.0)] * len(crops)
+        with torch.inference_mode():
+            for idx in self._batches(crops, self.opt.cls_batch_num):
+                batch = [cls.prepare(crops[i]) for i in idx]
+                for i, (label, score) in zip(idx, cls.post(cls.run(batch))):
+                    labels[i] = (label, float(score))
+                    if "180" in label and score > self.opt.cls_thresh:
+                        crops[i] = cv2.rotate(crops[i], cv2.ROTATE_180)
+        return crops, labels
 
     def recognize(self, crops):
         """Recognition in batches of similar width ratio, each batch on a canvas as wide as
         its widest crop (data['max_wh_ratio'])."""
+        rec = self._need(self.rec, "rec")
         results = [("", 0.0)] * len(crops)
-        for idx in self._batches(crops, self.opt.rec_batch_num):
-            ratio = max(crops[i].shape[1] / float(crops[i].shape[0]) for i in idx)
-            batch = [self.rec.prepare(crops[i], max_wh_ratio=ratio) for i in idx]
-            for i, res in zip(idx, self.rec.post(self.rec.run(batch))):
-                results[i] = res
+        with torch.inference_mode():
+            for idx in self._batches(crops, self.opt.rec_batch_num):
+                ratio = max(crops[i].shape[1] / float(crops[i].shape[0]) for i in idx)
+                batch = [rec.prepare(crops[i], max_wh_ratio=ratio) for i in idx]
+                for i, res in zip(idx, rec.post(rec.run(batch))):
+                    results[i] = res
         return results
