@@ -8,7 +8,7 @@ import click
 
 from ..errors import PtocrError
 from .main import debug_option, main, refuse_existing
-from .ocr import _collect_images, _with_ocr_options
+from .ocr import IMAGE_SUFFIXES, _collect, _with_ocr_options
 
 
 @main.command()
@@ -42,9 +42,7 @@ def table(inputs, table_path, det, rec, html_dir, xlsx_dir, json_out, vis_dir, t
     from ..pipeline.preprocess import read_image
     from ..pipeline.table import NoTableError, TableRecognizer, draw_cells, html_to_xlsx
 
-    images = _collect_images(inputs)
-    if not images:
-        raise PtocrError("no images found in the inputs")
+    images = _collect(inputs, IMAGE_SUFFIXES)
     planned = [json_out]
     for folder, suffix in ((html_dir, ".html"), (xlsx_dir, ".xlsx"), (vis_dir, "_table.jpg")):
         if folder:

@@ -19,29 +19,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from ..registry import register
-
-
-class AttentionGRUCell(nn.Module):
-    """Additive attention over the features, then a GRU step on [context, one-hot].
-
-    Paddle's GRUCell has torch's gate order (r, z, c) and update h = z*h + (1-z)*c, and the
-    same [3H, in] weight layout; tests/test_framework_ops.py pins it."""
-
-    def __init__(self, input_size, hidden_size, num_embeddings):
-        super().__init__()
-        self.i2h = nn.Linear(input_size, hidden_size, bias=False)
-        self.h2h = nn.Linear(hidden_size, hidden_size)
-        self.score = nn.Linear(hidden_size, 1, bias=False)
-        self.rnn = nn.GRUCell(input_size + num_embeddings, hidden_size)
-
-    def forward(self, prev_hidden, batch_h, char_onehots, batch_h_proj=None):
-        # i2h(batch_h) does not change between steps; a decoding loop passes it in once
-        if batch_h_proj is None:
-            batch_h_proj = self.i2h(batch_h)
-        res = torch.tanh(batch_h_proj + self.h2h(prev_hidden).unsqueeze(1))
-        alpha = F.softmax(self.score(res), dim=1)  # N×T×1, over the feature positions
-        context = torch.bmm(alpha.transpose(1, 2), batch_h).squeeze(1)
-        return self.rnn(torch.cat([context, char_onehots], 1), prev_hidden)
+from .rec_att_head import AttentionGRUCell  # shared with RARE, as in PaddleOCR
 
 
 @register("Head")
@@ -75,7 +53,7 @@ class SLAHead(nn.Module):
         steps = self.max_text_length + 1
         for _ in range(steps):
             onehot = F.one_hot(pre_chars, self.num_embeddings).to(fea.dtype)
-            hidden = self.structure_attention_cell(hidden, fea, onehot, fea_proj)
+            hidden, _ = self.structure_attention_cell(hidden, fea, onehot, fea_proj)
             step = self.structure_generator(hidden)
             structure.append(step)
             locs.append(self.loc_generator(hidden))
