@@ -39,8 +39,10 @@ demo: install
 	PTOCR_HOME=$(HOME_CACHE) $(BIN)/ptocr models list
 	@echo "demo: OCR results in $(OUT)/ocr.json, visualisations in $(OUT)/vis/, models cached in $(HOME_CACHE)"
 
+# two pytest workers (pytest-xdist), each test file whole on one worker so its module
+# fixtures (conversions, paddle exports) are built once
 test: weights
-	$(BIN)/python -m pytest -q -p no:randomly tests
+	$(BIN)/python -m pytest -q -p no:randomly -n 2 --dist loadfile tests
 
 bench: weights
 	$(BIN)/python scripts/bench_convert.py

@@ -28,7 +28,8 @@ def _model(spec, task):
     meta = getattr(model, "ptocr_meta", {}) or {}
     kind = (meta.get("extra") or {}).get("task")
     if kind and kind != task:
-        raise PtocrError(f"{spec}: a {kind} model was given where a {task} model is needed")
+        name = spec if not isinstance(spec, torch.nn.Module) else meta.get("arch", "the model")
+        raise PtocrError(f"{name}: a {kind} model was given where a {task} model is needed")
     return model.eval()
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 import yaml
 
 import ptocr
@@ -227,7 +228,7 @@ def make_pdf(path, images):
     return path
 
 
-def test_pdf_pages_equal_ocr_of_the_rendered_pages(first_call, testdata, tmp_path):
+def test_pdf_pages_equal_ocr_of_the_rendered_pages(first_call, testdata, tmp_path, request):
     from ptocr.pipeline.documents import render_pdf
 
     sources = [testdata / "images" / "11.jpg", testdata / "images" / "ger_1.jpg"]
@@ -235,7 +236,8 @@ def test_pdf_pages_equal_ocr_of_the_rendered_pages(first_call, testdata, tmp_pat
     (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4\n1 0 obj <<>> trailer garbage")
     good = testdata / "words" / "ch_word_1.jpg"
     out = tmp_path / "out.json"
-    res = run_cli("ocr", tmp_path / "broken.pdf", pdf, good, "--json", out,
+    # one torch thread on both sides: fp32 scores depend on the thread count (summation order)
+    res = run_cli("ocr", tmp_path / "broken.pdf", pdf, good, "--json", out, "--threads", "1",
                   env=first_call["env"])
     assert res.returncode == 1, res.stderr
     warnings_ = [ln for ln in res.stderr.splitlines() if ln.startswith("warning:")]
@@ -245,7 +247,9 @@ def test_pdf_pages_equal_ocr_of_the_rendered_pages(first_call, testdata, tmp_pat
     assert set(got) == {"doc.pdf", "ch_word_1.jpg"}
 
     home = first_call["home"] / "models"
-    system = ptocr.OCR(det=home / f"{V5[0]}.pth", rec=home / f"{V5[1]}.pth")
+    threads = torch.get_num_threads()
+    system = ptocr.OCR(det=home / f"{V5[0]}.pth", rec=home / f"{V5[1]}.pth", threads=1)
+    request.addfinalizer(lambda: torch.set_num_threads(threads))
     pages = dict(render_pdf(pdf))
     assert sorted(pages) == [1, 2]
     src = [cv2.imread(str(p)) for p in sources]
