@@ -97,6 +97,19 @@ def _collect(inputs, suffixes):
     return paths
 
 
+def _documents(inputs, pages, json_out, overwrite):
+    """(image/PDF paths, selected pages) of the inputs; the JSON output is checked first."""
+    from ..pipeline.documents import parse_pages
+
+    try:
+        page_list = parse_pages(pages)
+    except ValueError as exc:
+        raise PtocrError(str(exc)) from None
+    paths = _collect(inputs, INPUT_SUFFIXES)
+    refuse_existing([json_out], overwrite)
+    return paths, page_list
+
+
 def _model(path, task, ocr_version, lang):
     from ..converter import models_cache
 
@@ -208,7 +221,6 @@ def ocr(inputs, det, rec, cls_path, use_angle_cls, ocr_version, lang, pages, vis
     from tqdm import tqdm
 
     from ..converter.checkpoint import write_bytes_atomic
-    from ..pipeline.documents import parse_pages
 
     if out_dir:
         if use_angle_cls and not cls_path:
@@ -217,12 +229,7 @@ def ocr(inputs, det, rec, cls_path, use_angle_cls, ocr_version, lang, pages, vis
                        _cached(rec, "rec", ocr_version, lang), cls_path, json_out, vis_dir,
                        threads, out_dir, engine, out_format, address, num_workers, batch_size,
                        shard_size, path_column, options)
-    try:
-        page_list = parse_pages(pages)
-    except ValueError as exc:
-        raise PtocrError(str(exc)) from None
-    paths = _collect(inputs, INPUT_SUFFIXES)
-    refuse_existing([json_out], overwrite)
+    paths, page_list = _documents(inputs, pages, json_out, overwrite)
     if vis_dir:
         refuse_existing([Path(vis_dir) / _vis_name(p, None, "ocr") for p in paths
                          if p.suffix.lower() != ".pdf"], overwrite)
@@ -295,14 +302,8 @@ def det(inputs, model, ocr_version, lang, pages, vis_dir, json_out, threads, ove
         **options):
     """Text detection alone (PaddleOCR's predict_det): boxes and scores per image."""
     from ..converter.checkpoint import write_bytes_atomic
-    from ..pipeline.documents import parse_pages
 
-    try:
-        page_list = parse_pages(pages)
-    except ValueError as exc:
-        raise PtocrError(str(exc)) from None
-    paths = _collect(inputs, INPUT_SUFFIXES)
-    refuse_existing([json_out], overwrite)
+    paths, page_list = _documents(inputs, pages, json_out, overwrite)
     system = _system(det=_model(model, "det", ocr_version, lang), threads=threads,
                      **options)
     if vis_dir:
