@@ -1,0 +1,193 @@
+"""PaddleOCR -> Hugging Face transformers and back, on the real PP-OCRv5 mobile det and rec
+(official PIR exports): `ptocr convert --to transformers` fills transformers' own classes
+(PaddlePaddle's torch ports, an implementation no one here wrote), which load with
+`from_pretrained` with no missing or unexpected keys and equal Paddle Inference; the folder
+read back by `ptocr.load` equals the direct ptocr conversion."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import ptocr
+from ptocr.converter import formats, hf
+from ptocr.converter.convert import convert
+from ptocr.converter.verify import PaddleProgram, make_inputs
+from ptocr.pipeline import model_inputs, read_image
+
+from conftest import run_cli
+
+DET, REC = "PP-OCRv5_mobile_det", "PP-OCRv5_mobile_rec"
+
+
+@pytest.fixture(scope="module")
+def det_folder(models, tmp_path_factory):
+    """The real det converted by the CLI (--no-verify: the verifier's run on these models is
+    a minute of Paddle float64; here Paddle fp32 is compared below, on a real image)."""
+    out = tmp_path_factory.mktemp("hf") / "det"
+    res = run_cli("convert", "--arch", DET, "--paddle-dir", models(DET), "--to", "transformers",
+                  "--out", out, "--no-verify")
+    assert res.returncode == 0, res.stderr
+    return out
+
+
+def _direct(models, name):
+    """The direct ptocr conversion, with the meta a checkpoint would carry."""
+    from ptocr.converter import dictionary
+
+    conv = convert(models(name), name)
+    chars = dictionary.resolve(conv.spec, conv.weights,
+                               getattr(conv.model.head, "out_channels", None)) or {}
+    conv.model.ptocr_meta = {"arch": name, "config": conv.config, "processing": conv.processing,
+                             "extra": {"task": conv.spec.task, **chars}}
+    return conv
+
+
+@pytest.fixture(scope="module")
+def det_direct(models):
+    return _direct(models, DET)
+
+
+@pytest.fixture(scope="module")
+def rec(models, tmp_path_factory):
+    """(direct ptocr conversion, transformers folder) of the real rec, through the Python API
+    the CLI uses."""
+    conv = _direct(models, REC)
+    hf_model, _ = hf.to_transformers(conv.model, conv.config, conv.spec)
+    out = tmp_path_factory.mktemp("hf") / "rec"
+    meta = {"arch": REC, "parity": {"verified": False}, "processing": conv.processing,
+            "extra": conv.model.ptocr_meta["extra"]}
+    hf.write_folder(out, hf_model, conv.spec, meta)
+    return conv, out
+
+
+def _paddle(models, name, x):
+    return PaddleProgram(formats.read(models(name)))(x)[0]
+
+
+def _image_input(name, rel, testdata):
+    spec = ptocr.converter.mapping.find_arch(name)
+    return model_inputs(spec.processing, read_image(testdata / rel))[0]
+
+
+def test_det_loads_in_transformers_and_equals_paddle(det_folder, models, testdata):
+    from transformers import AutoModelForObjectDetection, PPOCRV5MobileDetForObjectDetection
+
+    model, info = PPOCRV5MobileDetForObjectDetection.from_pretrained(
+        det_folder, output_loading_info=True)
+    assert info["missing_keys"] == set() and info["unexpected_keys"] == set()
+    assert info["mismatched_keys"] == set()
+    assert AutoModelForObjectDetection._model_mapping[type(model.config)] is type(model)
+    assert {"config.json", "model.safetensors", "preprocessor_config.json"} <= {
+        p.name for p in det_folder.iterdir()}
+    pre = json.loads((det_folder / "preprocessor_config.json").read_text())
+    assert pre["image_processor_type"] == "PPOCRV5ServerDetImageProcessor"
+    x = _image_input(DET, "images/img_12.jpg", testdata)
+    with torch.inference_mode():
+        ours = model.eval()(pixel_values=torch.from_numpy(x)).last_hidden_state.numpy()
+    ref = _paddle(models, DET, x)
+    assert ours.shape == ref.shape
+    assert np.abs(ours - ref).max() <= 1e-4
+
+
+def test_rec_loads_in_transformers_and_equals_paddle(rec, models, testdata):
+    from transformers import PPOCRV5MobileRecForTextRecognition
+
+    conv, folder = rec
+    model, info = PPOCRV5MobileRecForTextRecognition.from_pretrained(
+        folder, output_loading_info=True)
+    assert info["missing_keys"] == set() and info["unexpected_keys"] == set()
+    assert info["mismatched_keys"] == set()
+    cfg = json.loads((folder / "config.json").read_text())
+    assert cfg["head_out_channels"] == 18385 and cfg["hidden_size"] == 120
+    assert cfg["backbone_config"]["scale"] == 0.95
+    chars = json.loads((folder / "preprocessor_config.json").read_text())["character_list"]
+    assert len(chars) == 18385 and chars[0] == "blank" and chars[-1] == " "
+    for rel in ("words/ch_word_1.jpg", "words/en_word_1.png"):
+        x = _image_input(REC, rel, testdata)
+        with torch.inference_mode():
+            ours = model.eval()(pixel_values=torch.from_numpy(x)).last_hidden_state.numpy()
+        ref = _paddle(models, REC, x)
+        assert np.abs(ours - ref).max() <= 1e-4, rel
+        assert (ours.argmax(-1) == ref.argmax(-1)).all()
+
+
+def test_round_trip_equals_direct_checkpoint(det_folder, det_direct, rec, tmp_path):
+    """transformers folder -> ptocr.load gives the direct conversion's outputs (once fused by
+    reparameterize(), the det's are the same numbers exactly); a folder without ptocr's own
+    record (as PaddlePaddle publishes them) reads the dictionary from the image processor."""
+    import shutil
+
+    conv, rec_folder = rec
+    for folder, direct, shape in ((det_folder, det_direct.model, [1, 3, 320, 480]),
+                                  (rec_folder, conv.model, [2, 3, 48, 320])):
+        back = ptocr.load(folder)
+        assert back.ptocr_meta["arch"] == direct.ptocr_meta["arch"]
+        assert back.ptocr_meta["extra"]["task"] == direct.ptocr_meta["extra"]["task"]
+        x = torch.from_numpy(np.random.RandomState(0).uniform(-1, 1, shape).astype(np.float32))
+        with torch.inference_mode():
+            want = direct(x)
+            # the training form (one kxk branch + zero branches) rounds in another order
+            assert (back(x) - want).abs().max().item() <= 1e-5
+            back.reparameterize()
+            fused = (back(x) - want).abs().max().item()
+        assert fused <= (0.0 if folder == det_folder else 1e-5)
+    bare = tmp_path / "bare"
+    shutil.copytree(rec_folder, bare)
+    (bare / "ptocr.json").unlink()
+    extra = ptocr.load(bare).ptocr_meta["extra"]
+    want = conv.model.ptocr_meta["extra"]
+    assert extra["character_dict"] == want["character_dict"]
+    assert extra["use_space_char"] is want["use_space_char"] is True
+
+
+def test_ocr_system_runs_on_transformers_folders(det_folder, det_direct, rec, testdata):
+    conv, rec_folder = rec
+    image = str(testdata / "images" / "img_12.jpg")
+    from_hf = ptocr.OCR(det=str(det_folder), rec=str(rec_folder))(image)
+    direct = ptocr.OCR(det=det_direct.model, rec=conv.model)(image)
+    assert len(from_hf) > 3
+    assert [r["text"] for r in from_hf] == [r["text"] for r in direct]
+    for a, b in zip(from_hf, direct):
+        assert np.abs(np.array(a["box"]) - np.array(b["box"])).max() <= 1
+        assert abs(a["score"] - b["score"]) <= 1e-3
+
+
+def test_config_that_does_not_fit_the_weights_is_refused(det_folder, models, tmp_path):
+    cfg = json.loads((det_folder / "config.json").read_text())
+    for key, value in (("neck_out_channels", 64), ("layer_list_out_channels", [8, 8, 8, 8])):
+        bad = tmp_path / f"{key}.json"
+        bad.write_text(json.dumps({**cfg, key: value}))
+        out = tmp_path / f"out-{key}"
+        res = run_cli("convert", "--arch", DET, "--paddle-dir", models(DET), "--to",
+                      "transformers", "--out", out, "--hf-config", bad, "--no-verify")
+        assert res.returncode != 0 and not out.exists()
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 2 and lines[-1].startswith("error: the transformers config "
+                                                        "does not fit the weights"), res.stderr
+        assert "shape conflicts" in lines[-1] and "Traceback" not in res.stderr
+
+
+def test_rec_config_with_other_class_count_or_hidden_size_is_refused(rec):
+    from ptocr.errors import MappingError
+
+    conv, folder = rec
+    cfg = json.loads((folder / "config.json").read_text())
+    for key, value in (("head_out_channels", 6625), ("hidden_size", 64)):
+        with pytest.raises(MappingError, match="does not fit the weights.*shape conflicts"):
+            hf.to_transformers(conv.model, conv.config, conv.spec, {**cfg, key: value})
+
+
+def test_folder_whose_weights_do_not_fit_its_config_is_refused(rec, tmp_path):
+    import shutil
+
+    from ptocr.errors import MappingError
+
+    _conv, folder = rec
+    bad = tmp_path / "bad"
+    shutil.copytree(folder, bad)
+    cfg = json.loads((bad / "config.json").read_text())
+    (bad / "config.json").write_text(json.dumps({**cfg, "head_out_channels": 97}))
+    with pytest.raises(MappingError, match="does not fit its config.json"):
+        ptocr.load(bad)
