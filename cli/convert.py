@@ -200,10 +200,13 @@ def inspect(path, show_all, limit, submodel):
 
 @main.command()
 def archs():
-    """List the known architectures and the proof each has."""
+    """List the known architectures and the proof each has; `hf` marks the ones that go
+    `--to transformers` (transformers has a class for them)."""
+    from ..converter.hf import has_transformers
     from ..converter.mapping import list_archs
 
     specs = list_archs()
-    click.echo(f"{'architecture':32} {'task':5} {'proof':18} description")
+    click.echo(f"{'architecture':32} {'task':5} {'proof':18} {'hf':3} description")
     for spec in specs.values():
-        click.echo(f"{spec.name:32} {spec.task:5} {spec.proof:18} {spec.description}")
+        mark = "hf" if has_transformers(spec) else "-"
+        click.echo(f"{spec.name:32} {spec.task:5} {spec.proof:18} {mark:3} {spec.description}")
