@@ -46,6 +46,10 @@ def section(spec):
 
     data = _load_yaml(spec.path) if spec.path else {}
     hf = data.get("transformers")
+    if isinstance(hf, dict) and "use" in hf:  # a table of the same network (v4 = v5 mobile)
+        from .mapping import find_arch
+
+        hf = {**section(find_arch(hf["use"])), "shared_from": hf["use"]}
     if not hf:
         raise PtocrError(f"{spec.name}: transformers has no class for this architecture "
                          "(`ptocr archs` marks the ones that have)")
@@ -104,6 +108,9 @@ def hf_config(spec, arch, state):
     for hf_key, (pattern, dim) in (hf.get("shapes") or {}).items():
         rx = re.compile(pattern)
         _set_path(cfg, hf_key, [int(t.shape[dim]) for n, t in state.items() if rx.search(n)])
+    labels = cfg.get("id2label")
+    if labels is not None and cfg.get("num_labels", len(labels)) != len(labels):
+        del cfg["id2label"]  # a fine-tuned classifier with other classes: generic labels
     if (arch.get("Backbone") or {}).get("deploy"):
         for hf_key, value in (hf.get("deploy") or {}).items():
             _set_path(cfg, hf_key, value)
@@ -178,12 +185,14 @@ class HFOutputs(torch.nn.Module):
     ``last_hidden_state``: det probability map, rec per-step softmax), for the verifier and
     the pipeline."""
 
-    def __init__(self, hf_model):
+    def __init__(self, hf_model, output=None):
         super().__init__()
         self.hf = hf_model
+        self.output = output  # the table's `output`: softmax for classifiers returning logits
 
     def forward(self, x):
-        return self.hf(pixel_values=x).last_hidden_state
+        out = self.hf(pixel_values=x).last_hidden_state
+        return torch.softmax(out, dim=-1) if self.output == "softmax" else out
 
 
 def image_processor_config(spec, extra):
@@ -251,10 +260,13 @@ def is_folder(path):
     return isinstance(cfg, dict) and "model_type" in cfg
 
 
-def _spec_for(model_type):
-    for spec in list_archs().values():
-        if has_transformers(spec) and section(spec)["model_type"] == model_type:
-            return spec
+def _spec_for(model_type, arch=None):
+    """The table of a transformers model_type: the one ptocr's own record names, else the
+    table that defines the section (not one that shares it)."""
+    found = [s for s in list_archs().values()
+             if has_transformers(s) and section(s)["model_type"] == model_type]
+    for spec in sorted(found, key=lambda s: (s.name != arch, "shared_from" in section(s))):
+        return spec
     raise PtocrError(f"transformers model_type {model_type!r}: no ptocr architecture has "
                      "this transformers class (`ptocr archs` marks the ones that have)")
 
@@ -264,9 +276,11 @@ def ptocr_arch(spec, cfg):
     the training form (transformers' rep layers are the training form)."""
     hf = section(spec)
     arch = copy.deepcopy(spec.architecture)
-    full = _config_object(hf, cfg).to_dict()  # the config with transformers' defaults
+    full = _config_object(hf, cfg)  # the config with transformers' defaults
     for hf_key, ptocr_key in (hf.get("params") or {}).items():
-        value = _get(full, hf_key)
+        value = full
+        for part in hf_key.split("."):  # attributes: derived ones too (num_labels)
+            value = value.get(part) if isinstance(value, dict) else getattr(value, part, None)
         if value is not None:
             _set(arch, ptocr_key, value)
     if isinstance(arch.get("Backbone"), dict):
@@ -310,7 +324,8 @@ def load_folder(path):
 
     path = Path(path)
     cfg = _read_json(path / "config.json")
-    spec = _spec_for(cfg.get("model_type"))
+    own = _read_json(path / PTOCR_FILE) if (path / PTOCR_FILE).is_file() else {}
+    spec = _spec_for(cfg.get("model_type"), own.get("arch"))
     hf = section(spec)
     arch = ptocr_arch(spec, cfg)
     try:
@@ -335,7 +350,6 @@ def load_folder(path):
         raise MappingError(f"{path}: model.safetensors does not fit its config.json: "
                            f"{exc}") from None
     model.load_state_dict(state, strict=True)
-    own = _read_json(path / PTOCR_FILE) if (path / PTOCR_FILE).is_file() else {}
     extra = {"task": spec.task, **_dictionary(path, spec, getattr(model.head, "out_channels",
                                                                  None))}
     if own.get("extra"):

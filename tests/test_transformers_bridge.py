@@ -193,3 +193,48 @@ def test_folder_whose_weights_do_not_fit_its_config_is_refused(rec, tmp_path):
     (bad / "config.json").write_text(json.dumps({**cfg, "head_out_channels": 97}))
     with pytest.raises(MappingError, match="does not fit its config.json"):
         ptocr.load(bad)
+
+
+# ---- PP-LCNet orientation classifier: a PaddleClas twin exported as PIR (the export of
+# tests/test_mv1e_lcnet_family.py), to transformers' PPLCNetForImageClassification
+
+@pytest.fixture(scope="module")
+def textline_ori(tmp_path_factory):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from test_mv1e_lcnet_family import EXPORT
+
+    prefix = tmp_path_factory.mktemp("pir") / "inference"
+    script = prefix.parent / "export.py"
+    script.write_text(EXPORT)
+    res = subprocess.run([sys.executable, str(script), str(prefix), str(Path(__file__).parent)],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    name = "PP-LCNet_x0_25_textline_ori"
+    conv = convert(prefix.parent, name)
+    hf_model, _ = hf.to_transformers(conv.model, conv.config, conv.spec)
+    out = tmp_path_factory.mktemp("hf") / "cls"
+    hf.write_folder(out, hf_model, conv.spec, {"arch": name, "processing": conv.processing,
+                                                "extra": {"task": "cls"}})
+    return prefix.parent, conv, out
+
+
+def test_textline_classifier_to_transformers_equals_paddle(textline_ori):
+    from transformers import PPLCNetForImageClassification
+
+    export, conv, folder = textline_ori
+    model, info = PPLCNetForImageClassification.from_pretrained(folder, output_loading_info=True)
+    assert info["missing_keys"] == set() and info["unexpected_keys"] == set()
+    assert model.config.num_labels == 2 and model.config.id2label[1] == "180_degree"
+    program = PaddleProgram(formats.read(export))
+    back = ptocr.load(folder)
+    for label, x in make_inputs(conv.spec, images=False):
+        ref = program(x)[0]
+        with torch.inference_mode():
+            logits = model.eval()(pixel_values=torch.from_numpy(x)).last_hidden_state
+            probs = torch.softmax(logits, -1).numpy()  # Paddle's export ends in softmax
+            assert np.abs(back(torch.from_numpy(x)).numpy() - conv.model(
+                torch.from_numpy(x)).numpy()).max() <= 1e-6, label
+        assert np.abs(probs - ref).max() <= 1e-5, label
