@@ -17,6 +17,7 @@ from ptocr.converter.verify import PaddleProgram, make_inputs
 from ptocr.pipeline import model_inputs, read_image
 
 from conftest import run_cli
+from test_mv1e_lcnet_family import exported_textline_ori  # noqa: F401 (its module fixture)
 
 DET, REC = "PP-OCRv5_mobile_det", "PP-OCRv5_mobile_rec"
 
@@ -199,26 +200,14 @@ def test_folder_whose_weights_do_not_fit_its_config_is_refused(rec, tmp_path):
 # tests/test_mv1e_lcnet_family.py), to transformers' PPLCNetForImageClassification
 
 @pytest.fixture(scope="module")
-def textline_ori(tmp_path_factory):
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from test_mv1e_lcnet_family import EXPORT
-
-    prefix = tmp_path_factory.mktemp("pir") / "inference"
-    script = prefix.parent / "export.py"
-    script.write_text(EXPORT)
-    res = subprocess.run([sys.executable, str(script), str(prefix), str(Path(__file__).parent)],
-                         capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr[-2000:]
+def textline_ori(exported_textline_ori, tmp_path_factory):  # noqa: F811
     name = "PP-LCNet_x0_25_textline_ori"
-    conv = convert(prefix.parent, name)
+    conv = convert(exported_textline_ori, name)
     hf_model, _ = hf.to_transformers(conv.model, conv.config, conv.spec)
     out = tmp_path_factory.mktemp("hf") / "cls"
     hf.write_folder(out, hf_model, conv.spec, {"arch": name, "processing": conv.processing,
                                                 "extra": {"task": "cls"}})
-    return prefix.parent, conv, out
+    return exported_textline_ori, conv, out
 
 
 def test_textline_classifier_to_transformers_equals_paddle(textline_ori):
