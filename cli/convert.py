@@ -60,7 +60,11 @@ def convert(arch, paddle_dir, out, target, hf_config, config_path, submodel, fmt
     if target == "transformers":
         from ..converter import hf
 
-        hf._transformers()  # installed? (fail before any work)
+        hf._transformers()  # installed, and a class for this architecture? (before any work)
+        if arch.lower() != "auto":
+            from ..converter.mapping import find_arch
+
+            hf.section(find_arch(arch))
         if hf_config:
             user_config = hf._read_json(hf_config)
     if require_verify and not no_verify:

@@ -227,3 +227,94 @@ def test_textline_classifier_to_transformers_equals_paddle(textline_ori):
             assert np.abs(back(torch.from_numpy(x)).numpy() - conv.model(
                 torch.from_numpy(x)).numpy()).max() <= 1e-6, label
         assert np.abs(probs - ref).max() <= 1e-5, label
+
+
+def test_archs_marks_and_convert_refuses_architectures_without_a_class(tmp_path):
+    from click.testing import CliRunner
+
+    from ptocr.cli import main
+
+    res = CliRunner().invoke(main, ["archs"])
+    lines = res.output.splitlines()
+    col = lines[0].index(" hf ") + 1  # the column after architecture, task and proof
+    marks = {line.split()[0]: line[col:col + 3].strip() for line in lines[1:]}
+    assert marks[DET] == marks[REC] == marks["PP-LCNet_x0_25_textline_ori"] == "hf"
+    assert marks["ch_PP-OCRv3_det"] == "-"
+    out = tmp_path / "x"
+    res = CliRunner().invoke(main, ["convert", "--arch", "ch_PP-OCRv3_det", "--paddle-dir",
+                                    str(tmp_path), "--to", "transformers", "--out", str(out)])
+    assert res.exit_code != 0 and not out.exists()
+    assert "transformers has no class for this architecture" in res.output
+
+
+def _with_transformers_constants(model):
+    """A float64 copy of a ptocr model with the few constants transformers' ports use
+    instead of Paddle's (hardsigmoid slope 1/6 for 0.1666667; LayerNorm epsilon 1e-6 in the
+    SVTR blocks): what remains between it and the transformers model is the mapping alone."""
+    import copy
+
+    from ptocr.models.layers import PaddleHardsigmoid
+
+    out = copy.deepcopy(model).double().eval()
+    for module in out.modules():
+        if isinstance(module, PaddleHardsigmoid) and module.slope == 0.1666667:
+            module.slope = 1 / 6
+        if isinstance(module, torch.nn.LayerNorm):
+            module.eps = 1e-6
+    return out
+
+
+def _exact_passthrough(hf_model):
+    """Float64 copy; the pass-through BNs of fused layers (running_var 1 - eps in float32, so
+    exactly 1 there but 1 - 7e-9 in float64, ~1e-5 over the rec's depth) set to 1 - eps in
+    float64, as they are meant."""
+    model = hf_model.double().eval()
+    for name, module in model.named_modules():
+        if name.endswith("conv_symmetric.0.normalization"):
+            if torch.allclose(module.running_var, torch.full_like(module.running_var, 0.99999)):
+                module.running_var.fill_(1 - module.eps)
+    return model
+
+
+def test_mapping_is_exact_once_transformers_constants_are_taken(det_folder, det_direct, rec):
+    """The verifier holds transformers models to 1e-4 (their constants differ from Paddle's
+    by up to ~3e-5 on the real rec); this pins the mapping itself in float64: with the same
+    constants the two implementations agree to rounding, and one swapped pair of equally
+    shaped kernels shows at once."""
+    from transformers import AutoModelForObjectDetection, AutoModelForTextRecognition
+
+    conv, rec_folder = rec
+    det_hf = _exact_passthrough(AutoModelForObjectDetection.from_pretrained(det_folder))
+    rec_hf = _exact_passthrough(AutoModelForTextRecognition.from_pretrained(rec_folder))
+    rng = np.random.RandomState(1)
+    rec_ours = _with_transformers_constants(conv.model)
+    # transformers' rec takes its softmax in float32 whatever the model's dtype: compare the
+    # logits (the classifier's output) there
+    for hf_model, ours, shape, last in (
+            (det_hf, _with_transformers_constants(det_direct.model), [1, 3, 160, 224], None),
+            (rec_hf, rec_ours, [1, 3, 48, 160], (rec_hf.head.head, rec_ours.head.ctc_head.fc))):
+        x = torch.from_numpy(rng.uniform(-1, 1, shape))
+        got, want = _outputs(hf_model, ours, x, last)
+        assert (got - want).abs().max().item() <= 1e-9
+    state = rec_hf.state_dict()
+    a = "model.backbone.encoder.blocks.3.layers.1.depthwise_convolution.conv_symmetric.0." \
+        "convolution.weight"
+    b = a.replace("layers.1", "layers.2")
+    state[a], state[b] = state[b].clone(), state[a].clone()
+    rec_hf.load_state_dict(state)
+    got, want = _outputs(rec_hf, rec_ours, x, (rec_hf.head.head, rec_ours.head.ctc_head.fc))
+    assert (got - want).abs().max().item() > 1e-6
+
+
+def _outputs(hf_model, ours, x, last=None):
+    """(transformers output, ptocr output) for x, or the outputs of the two ``last`` layers."""
+    seen = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: seen.append(out)) for m in last or ()]
+    try:
+        with torch.inference_mode():
+            got = hf_model(pixel_values=x).last_hidden_state
+            want = ours(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return (seen[0], seen[1]) if last else (got, want)
