@@ -4,7 +4,9 @@ __version__ = "0.1.0"
 
 
 def load(path, map_location="cpu"):
-    """Load a ptocr checkpoint (.pth or .safetensors) as a ready model in eval mode."""
+    """Load a ptocr checkpoint (.pth or .safetensors), or a Hugging Face transformers folder
+    of a class ptocr maps (`ptocr convert --to transformers`, PaddlePaddle's Hub
+    repositories), as a ready model in eval mode."""
     from .converter.checkpoint import load_model
 
     return load_model(path, map_location=map_location)

@@ -13,8 +13,16 @@ from .main import debug_option, main, refuse_existing, write_json
 @click.option("--arch", required=True,
               help="Architecture name (see `ptocr archs`), or auto to detect it.")
 @click.option("--paddle-dir", required=True, help="Directory or file prefix of Paddle weights.")
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
-              help="Output checkpoint (.pth or .safetensors).")
+@click.option("--out", "out", required=True, type=click.Path(),
+              help="Output checkpoint (.pth or .safetensors); with --to transformers, the "
+              "output folder.")
+@click.option("--to", "target", type=click.Choice(["ptocr", "transformers"]), default="ptocr",
+              show_default=True, help="ptocr checkpoint, or a Hugging Face transformers folder "
+              "(config.json, model.safetensors, preprocessor_config.json) for transformers' own "
+              "class (needs ptocr[hf]).")
+@click.option("--hf-config", type=click.Path(dir_okay=False), help="With --to transformers: "
+              "a transformers config.json to use instead of the one written from the weights "
+              "(refused when it does not fit them).")
 @click.option("--config", "config_path", type=click.Path(), help="PaddleOCR training yml "
               "whose Architecture replaces the table's.")
 @click.option("--submodel", help="Sub-model of a distillation checkpoint (default Student).")
@@ -35,8 +43,9 @@ from .main import debug_option, main, refuse_existing, write_json
               help="Whether the recogniser's classes end with a space (default: from the "
               "class count).")
 @debug_option
-def convert(arch, paddle_dir, out, config_path, submodel, fmt, no_verify, require_verify,
-            force, reference, report, overwrite, full_head, rec_dict, use_space_char):
+def convert(arch, paddle_dir, out, target, hf_config, config_path, submodel, fmt, no_verify,
+            require_verify, force, reference, report, overwrite, full_head, rec_dict,
+            use_space_char):
     """Convert Paddle weights to a PyTorch checkpoint, verified against Paddle."""
     from .. import __version__
     from ..converter import checkpoint, dictionary
@@ -44,6 +53,20 @@ def convert(arch, paddle_dir, out, config_path, submodel, fmt, no_verify, requir
 
     out = Path(out)
     refuse_existing([out, report], overwrite)
+    if target == "ptocr" and (out.is_dir() or hf_config):
+        raise PtocrError(f"{out}: is a directory (a checkpoint file is expected)" if out.is_dir()
+                         else "--hf-config applies to --to transformers")
+    user_config = None
+    if target == "transformers":
+        from ..converter import hf
+
+        hf._transformers()  # installed, and a class for this architecture? (before any work)
+        if arch.lower() != "auto":
+            from ..converter.mapping import find_arch
+
+            hf.section(find_arch(arch))
+        if hf_config:
+            user_config = hf._read_json(hf_config)
     if require_verify and not no_verify:
         from ..converter.verify import paddle_unavailable_reason
 
@@ -57,6 +80,9 @@ def convert(arch, paddle_dir, out, config_path, submodel, fmt, no_verify, requir
                f"({conv.report.mapped} tensors by {conv.report.method}"
                + (f", {len(conv.report.ignored)} training-only ignored" if conv.report.ignored
                   else "") + ")", err=True)
+    if target == "transformers":
+        return _to_transformers(conv, chars, user_config, out, no_verify, require_verify, force,
+                                reference, submodel, report, overwrite)
     parity = _parity(conv, no_verify, require_verify, force, reference, submodel, report,
                      overwrite)
     meta = {
@@ -69,9 +95,31 @@ def convert(arch, paddle_dir, out, config_path, submodel, fmt, no_verify, requir
     click.echo(f"wrote {out}")
 
 
+def _to_transformers(conv, chars, user_config, out, no_verify, require_verify, force,
+                     reference, submodel, report, overwrite):
+    """--to transformers: transformers' own class filled through the table's HF renames,
+    verified against Paddle itself, written as a transformers folder."""
+    from .. import __version__
+    from ..converter import hf
+
+    hf.section(conv.spec)  # a class for this architecture?
+    hf_model, _cfg = hf.to_transformers(conv.model, conv.config, conv.spec, user_config)
+    click.echo(f"filled {type(hf_model).__name__} (transformers) from {conv.spec.name}", err=True)
+    parity = _parity(conv, no_verify, require_verify, force, reference, submodel, report,
+                     overwrite, model=hf.HFOutputs(hf_model, hf.section(conv.spec).get("output")),
+                     spec=hf.verify_spec(conv.spec))
+    meta = {"arch": conv.spec.name, "source": conv.weights.sources(), "ptocr_version": __version__,
+            "parity": parity, "transformers_class": type(hf_model).__name__,
+            "extra": {"task": conv.spec.task, "submodel": conv.weights.submodel, **(chars or {})},
+            "processing": conv.processing}
+    hf.write_folder(out, hf_model, conv.spec, meta, overwrite)
+    click.echo(f"wrote {out}")
+
+
 def _parity(conv, no_verify, require_verify, force, reference, submodel, report_path,
-            overwrite):
-    """Run the verifier as convert's gate; returns the checkpoint's parity record."""
+            overwrite, model=None, spec=None):
+    """Run the verifier as convert's gate; returns the checkpoint's parity record (of
+    ``model``, default the converted ptocr model)."""
     from ..converter import formats
     from ..converter.verify import format_table, paddle_unavailable_reason, summary, verify
 
@@ -92,7 +140,7 @@ def _parity(conv, no_verify, require_verify, force, reference, submodel, report_
             raise PtocrError(f"parity cannot be verified: {reason}")
         click.echo(f"warning: parity NOT verified ({reason})", err=True)
         return {"verified": False, "reason": reason}
-    report = verify(reference_weights, conv.model, conv.spec)
+    report = verify(reference_weights, model or conv.model, spec or conv.spec)
     click.echo(format_table(report))
     if report_path:
         write_json(report_path, report, overwrite)
@@ -157,10 +205,13 @@ def inspect(path, show_all, limit, submodel):
 
 @main.command()
 def archs():
-    """List the known architectures and the proof each has."""
+    """List the known architectures and the proof each has; `hf` marks the ones that go
+    `--to transformers` (transformers has a class for them)."""
+    from ..converter.hf import has_transformers
     from ..converter.mapping import list_archs
 
     specs = list_archs()
-    click.echo(f"{'architecture':32} {'task':5} {'proof':18} description")
+    click.echo(f"{'architecture':32} {'task':5} {'proof':18} {'hf':3} description")
     for spec in specs.values():
-        click.echo(f"{spec.name:32} {spec.task:5} {spec.proof:18} {spec.description}")
+        mark = "hf" if has_transformers(spec) else "-"
+        click.echo(f"{spec.name:32} {spec.task:5} {spec.proof:18} {mark:3} {spec.description}")

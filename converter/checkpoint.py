@@ -97,9 +97,13 @@ def read(path):
 
 
 def load_model(path, map_location="cpu"):
-    """The ready model (eval mode) of a ptocr checkpoint; meta is kept as ``model.ptocr_meta``."""
+    """The ready model (eval mode) of a ptocr checkpoint, or of a Hugging Face transformers
+    folder of a class ptocr maps (converter/hf.py); meta is kept as ``model.ptocr_meta``."""
     from ..models import build
+    from . import hf
 
+    if hf.is_folder(path):
+        return hf.load_folder(path).to(map_location).eval()
     state, meta = read(path)
     model = build(meta["config"])
     try:

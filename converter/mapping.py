@@ -285,6 +285,7 @@ class MappingReport:
     mapped: int = 0
     ignored: list = field(default_factory=list)
     method: str = "names"
+    filled: list = field(default_factory=list)
 
 
 def map_weights(weights, model, spec, example_input=None):
@@ -300,16 +301,21 @@ def map_weights(weights, model, spec, example_input=None):
     return state, report
 
 
-def _map_by_name(weights, targets, model, spec):
+def _map_by_name(weights, targets, model, spec, rename=None, fill=(), paddle_layout=True):
+    """``rename`` (default: the table's rules) turns a source name into a target name;
+    ``fill`` [(regex, value)] gives target tensors no source holds a constant value (tensors
+    a target network keeps that the source never had, e.g. a transformers model's branches
+    of a fused layer); what they fill is listed in the report."""
     unused = _paddle_unused(model)
     ignore = [re.compile(p) for p in spec.ignore]
     state, report = {}, MappingReport(method="names")
     unmatched, conflicts = [], []
     for paddle_name, array in weights.tensors.items():
-        name = _rename(paddle_name, spec.renames)
+        name = rename(paddle_name) if rename else _rename(paddle_name, spec.renames)
         if name in targets and name not in state:
             tensor, owner = targets[name]
-            array = to_torch_layout(array, owner, name)
+            if paddle_layout:
+                array = to_torch_layout(array, owner, name)
             if tuple(array.shape) != tuple(tensor.shape):
                 conflicts.append(f"{paddle_name} {list(array.shape)} -> {name} "
                                  f"{list(tensor.shape)}")
@@ -319,9 +325,33 @@ def _map_by_name(weights, targets, model, spec):
             report.ignored.append(paddle_name)
         else:
             unmatched.append(paddle_name if name == paddle_name else f"{paddle_name} (as {name})")
+    fill = [(re.compile(p), v) for p, v in fill]
+    for name, (tensor, _owner) in targets.items():
+        value = next((v for p, v in fill if name not in state and p.search(name)), None)
+        if value is not None:
+            state[name] = torch.full_like(tensor, float(value))
+            report.filled.append(name)
     missing = [n for n in targets if n not in state]
     _raise_if_problems(unmatched, missing, conflicts, spec.name)
-    report.mapped = len(state)
+    report.mapped = len(state) - len(report.filled)
+    return state, report
+
+
+def map_named(tensors, model, name, rename, fill=(), ignore=()):
+    """A state_dict for ``model`` from named tensors (name -> array) of another framework's
+    naming, with the same strict accounting as a Paddle conversion: ``rename`` maps each
+    source name to a target name, ``fill`` [(regex, value)] sets target tensors no source
+    holds, ``ignore`` [regex] source tensors the target does not hold. Both sides are in
+    torch's layout (no Paddle Linear transpose)."""
+    from types import SimpleNamespace
+
+    spec = ArchSpec(name=name, task="", architecture={}, ignore=list(ignore))
+    source = SimpleNamespace(tensors=tensors, structured=True)
+    state, report = _map_by_name(source, _torch_targets(model), model, spec, rename, fill,
+                                 paddle_layout=False)
+    for key, tensor in model.state_dict().items():
+        if key.endswith("num_batches_tracked"):
+            state[key] = torch.zeros_like(tensor)
     return state, report
 
 

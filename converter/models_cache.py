@@ -203,6 +203,10 @@ def resolve(spec, task, ocr_version=None, lang=None, manifest=None, verify=True,
     if not isinstance(spec, (str, os.PathLike)):
         return spec
     path = Path(spec)
+    from . import hf
+
+    if hf.is_folder(path):  # a Hugging Face transformers folder
+        return load_model(path)
     if path.is_dir():
         return from_paddle(path, rec_dict, use_space_char, task)
     if not path.exists():
