@@ -44,8 +44,7 @@ rules:
   ignore: ['^head\\.p\\d+_feat\\.scale_reg$', '^head\\.distribution_project\\.project$']
 processing: {use: layout_picodet}
 inputs:
-  shapes: [[1, 3, 128, 96]]
-  images: [images/1.jpg]
+  shapes: [[1, 3, 128, 96], [1, 3, 160, 224]]
 tolerance: {max_abs: 1.0e-4}
 """
 
@@ -73,8 +72,8 @@ def twin(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def converted(twin):
-    """`ptocr convert` of the 2.x export through the CLI: verified (random input and a real
-    page through the layout processing), written with the label list."""
+    """`ptocr convert` of the 2.x export through the CLI: verified on two input sizes, written
+    with the label list (a real page runs through it in the post-processing test)."""
     out = twin["root"] / "layout.pth"
     report = twin["root"] / "report.json"
     res = run_cli("convert", "--arch", twin["yaml"], "--paddle-dir", twin["pdmodel"], "--out",
@@ -90,10 +89,12 @@ def test_twin_2x_export_converts_and_verifies(converted):
     assert report["passed"] and report["program_format"] == "pdmodel"
     assert report["judged_in"] == "float64"
     rows = report["results"]
-    assert {r["input"] for r in rows} == {"random[1, 3, 128, 96]", "image images/1.jpg"}
+    assert {r["input"] for r in rows} == {"random[1, 3, 128, 96]", "random[1, 3, 160, 224]"}
     assert {r["output"] for r in rows} == set(range(8))  # 4 score maps + 4 distributions
-    image = [r for r in rows if r["input"].startswith("image")]
-    assert image[0]["shape"] == [1, 100 * 76, 5] and image[4]["shape"] == [1, 100 * 76, 32]
+    second = [r for r in rows if r["input"] == "random[1, 3, 160, 224]"]
+    assert [r["shape"] for r in second] == [[1, 20 * 28, 5], [1, 10 * 14, 5], [1, 5 * 7, 5],
+                                            [1, 3 * 4, 5], [1, 20 * 28, 32], [1, 10 * 14, 32],
+                                            [1, 5 * 7, 32], [1, 3 * 4, 32]]
     assert max(r["max_abs"] for r in rows) < 1e-5
     assert max(r["float64"]["max_abs"] for r in rows) < 1e-9
     model = ptocr.load(path)
@@ -148,8 +149,10 @@ def test_broken_layout_conversion_refused(twin, monkeypatch):
     monkeypatch.setattr(mapping, "to_torch_layout", bins_first)
     spec = find_arch(str(twin["yaml"]))
     conv = convert(None, weights=formats.read(twin["train"]), spec=spec)
-    report = verify(formats.read(twin["pdmodel"]), conv.model, spec, images=False)
+    report = verify(formats.read(twin["pir"] / "inference.json"), conv.model, spec,
+                    images=False)
     assert not report["passed"]
+    assert max(r["float64"]["max_abs"] for r in report["results"]) > 1e-2
 
 
 # ---- processing against PaddleOCR's own code
@@ -274,3 +277,158 @@ def test_layout_preprocess_matches_paddleocr(testdata):
             data = op(data)
         got = transform(ours, {"image": img.copy()})
         np.testing.assert_array_equal(got["image"], data["image"])
+
+
+# ---- the structure system: region handling, reading order and Markdown against PaddleOCR's
+# own StructureSystem (ppstructure/predict_system.py) and recovery code, fed the same layout,
+# OCR and table results
+
+def _stub_modules(monkeypatch, names):
+    import types
+    from unittest import mock
+
+    for name in names:
+        module = types.ModuleType(name)
+        module.__path__ = []
+        module.__getattr__ = lambda attr: mock.MagicMock(name=attr)
+        monkeypatch.setitem(sys.modules, name, module)
+
+
+@pytest.fixture(scope="module")
+def ocr_checkpoints(tmp_path_factory, models):
+    from click.testing import CliRunner
+
+    from ptocr.cli.main import main
+
+    out = tmp_path_factory.mktemp("structure_models")
+    paths = {}
+    for arch in ("PP-OCRv4_mobile_det", "PP-OCRv4_mobile_rec", "SLANet_plus"):
+        paths[arch] = out / f"{arch}.pth"
+        res = CliRunner().invoke(main, ["convert", "--arch", arch, "--paddle-dir",
+                                        str(models(arch)), "--out", str(paths[arch]),
+                                        "--no-verify"])
+        assert res.exit_code == 0, res.output
+    return paths
+
+
+def test_structure_matches_paddleocr_structure_system(converted, ocr_checkpoints, testdata,
+                                                      monkeypatch, tmp_path):
+    """A page built from a real table and a real text image; the layout regions are given
+    (title, text, a table, a figure, a footer, in two columns), so PaddleOCR's
+    StructureSystem.__call__, sorted_layout_boxes and convert_info_markdown run on exactly
+    what ptocr.Structure sees."""
+    import cv2
+    import torch
+
+    import ptocr
+    from ptocr.pipeline.structure import Structure, sorted_layout_boxes, to_markdown
+
+    torch.set_num_threads(1)
+    table = cv2.imread(str(testdata / "tables" / "PMC524509_007_00.png"))
+    text = cv2.imread(str(testdata / "images" / "11.jpg"))
+    page = np.full((900, 1400, 3), 255, np.uint8)
+    th, tw = table.shape[:2]
+    page[320:320 + th, 60:60 + tw] = table
+    sh, sw = min(text.shape[0], 560), min(text.shape[1], 640)
+    page[300:300 + sh, 720:720 + sw] = text[:sh, :sw]
+    regions = [  # the decoder's order is not reading order
+        {"bbox": [720.4, 300.2, 720.0 + sw, 300.0 + sh], "label": "text", "score": 0.9},
+        {"bbox": [58.0, 318.0, 62.0 + tw, 322.0 + th], "label": "table", "score": 0.95},
+        {"bbox": [700.0, 20.0, 1300.0, 90.0], "label": "figure", "score": 0.8},
+        {"bbox": [40.0, 20.0, 1360.0, 280.0], "label": "title", "score": 0.7},
+        {"bbox": [0.0, 870.0, 1400.0, 900.0], "label": "footer", "score": 0.6},
+    ]
+    system = Structure(layout=converted[0], det=ocr_checkpoints["PP-OCRv4_mobile_det"],
+                       rec=ocr_checkpoints["PP-OCRv4_mobile_rec"],
+                       table=ocr_checkpoints["SLANet_plus"])
+    system.layout = lambda img: [dict(r) for r in regions]  # the layout stage, given
+    got = system(page)
+
+    _stub_modules(monkeypatch, ["tools", "tools.infer", "tools.infer.predict_system",
+                                "tools.infer.predict_rec", "ppstructure.layout",
+                                "ppstructure.layout.predict_layout", "ppstructure.table",
+                                "ppstructure.table.predict_table", "ppstructure.utility",
+                                "docx", "docx.shared", "docx.enum", "docx.enum.text",
+                                "docx.enum.section", "docx.oxml", "docx.oxml.ns",
+                                "docx.enum.table", "ppstructure.recovery.table_process"])
+    for name in ("ppstructure.predict_system", "ppstructure.recovery.recovery_to_doc"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    for name in ("ppocr.utils.logging", "ppocr.utils.utility", "ppocr.utils.visual"):
+        ppocr_module(name)  # what the modules below import from ppocr
+    doc = ppocr_module("ppstructure.recovery.recovery_to_doc")
+    md = ppocr_module("ppstructure.recovery.recovery_to_markdown")
+    monkeypatch.setattr(sys, "path", list(sys.path))  # predict_system.py edits sys.path
+    ref_mod = ppocr_module("ppstructure.predict_system")
+
+    lines = system.ocr(page)
+    ref = object.__new__(ref_mod.StructureSystem)
+    ref.mode, ref.image_orientation_predictor, ref.return_word_box = "structure", None, False
+    ref.formula_system = None
+    ref.layout_predictor = lambda img: (regions, 0.0)
+    ref.text_system = lambda img: ([np.array(l["box"], np.float32) for l in lines],
+                                   [(l["text"], l["score"]) for l in lines],
+                                   {"det": 0.0, "rec": 0.0})
+    ref.table_system = lambda roi, flag=False: (
+        system.table(roi), {"table": 0.0, "match": 0.0, "det": 0.0, "rec": 0.0})
+    want, _ = ref(page.copy())
+    want = doc.sorted_layout_boxes(want, page.shape[1])
+
+    assert [r["type"] for r in got] == [r["type"] for r in want]
+    assert [r["type"] for r in got] == ["title", "table", "figure", "text", "footer"]
+    for g, w in zip(got, want):
+        assert g["bbox"] == w["bbox"] and g["layout"] == w["layout"] and g["score"] == w["score"]
+        if g["type"] == "table":
+            assert g["res"]["html"] == w["res"]["html"] and "<td>" in g["res"]["html"]
+        else:
+            assert g["res"] == [{**l, "text_region": [list(map(float, p)) for p in l[
+                "text_region"]]} for l in w["res"]]
+    assert sum(len(r["res"]) for r in got if r["type"] == "text") >= 3
+
+    name = "page"
+    md.convert_info_markdown(want, str(tmp_path), name)
+    assert to_markdown(got, name) == (tmp_path / f"{name}_ocr.md").read_text(encoding="utf-8")
+
+    # the reading-order rule alone on random two-column layouts
+    rng = np.random.RandomState(0)
+    for _ in range(200):
+        boxes = []
+        for _ in range(rng.randint(1, 9)):
+            x0, y0 = rng.uniform(0, 900), rng.uniform(0, 1200)
+            boxes.append({"bbox": [x0, y0, x0 + rng.uniform(20, 600), y0 + rng.uniform(10, 200)],
+                          "id": len(boxes)})
+        ours = sorted_layout_boxes([dict(b) for b in boxes], 1000)
+        theirs = doc.sorted_layout_boxes([dict(b) for b in boxes], 1000)
+        assert [(b["id"], b["layout"]) for b in ours] == [(b["id"], b["layout"]) for b in theirs]
+
+
+def test_structure_cli(converted, ocr_checkpoints, testdata, tmp_path):
+    """`ptocr structure` with the converted twin layout model: JSON, Markdown, the region
+    image per page; an unreadable image reported on one line, the other written; a
+    non-layout checkpoint as --layout refused on one line."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "page.jpg").write_bytes((testdata / "images" / "1.jpg").read_bytes())
+    (inputs / "broken.png").write_bytes(b"not an image")
+    ck = ocr_checkpoints
+    res = run_cli("structure", inputs, "--layout", converted[0], "--table", ck["SLANet_plus"],
+                  "--det", ck["PP-OCRv4_mobile_det"], "--rec", ck["PP-OCRv4_mobile_rec"],
+                  "--out", tmp_path / "out", "--threads", "1", "--layout-score-threshold", "0.6",
+                  env=ONE_THREAD)
+    assert res.returncode == 1, res.stderr
+    lines = [l for l in res.stderr.splitlines() if l.startswith(("warning", "error"))]
+    assert any("broken.png" in l and "not a readable image" in l for l in lines), lines
+    assert lines[-1] == "error: 1 of 2 images gave no structure"
+    assert "Traceback" not in res.stderr
+    regions = json.loads((tmp_path / "out" / "page.json").read_text(encoding="utf-8"))
+    assert regions and all({"type", "bbox", "score", "res", "layout"} <= set(r) for r in regions)
+    assert (tmp_path / "out" / "page.md").is_file()
+    assert (tmp_path / "out" / "page_layout.jpg").stat().st_size > 0
+    assert not (tmp_path / "out" / "broken.json").exists()
+
+    res = run_cli("structure", inputs / "page.jpg", "--layout", ck["PP-OCRv4_mobile_det"],
+                  "--det", ck["PP-OCRv4_mobile_det"], "--rec", ck["PP-OCRv4_mobile_rec"],
+                  "--out", tmp_path / "out2")
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines()[-1].startswith("error: ") and \
+        "a det model was given where a layout model is needed" in res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "out2").exists()
