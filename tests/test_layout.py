@@ -99,6 +99,15 @@ def test_twin_2x_export_converts_and_verifies(converted):
     assert max(r["float64"]["max_abs"] for r in rows) < 1e-9
     model = ptocr.load(path)
     assert model.ptocr_meta["extra"]["task"] == "layout"
+    # PaddleDetection names its export files model.pdmodel / model.pdiparams: read alike
+    from ptocr.converter import formats
+
+    renamed = path.parent / "paddledet_names"
+    renamed.mkdir(exist_ok=True)
+    for f in (path.parent / "pdmodel").iterdir():
+        (renamed / f.name.replace("inference", "model")).write_bytes(f.read_bytes())
+    a, b = formats.read(renamed), formats.read(path.parent / "pdmodel")
+    assert a.format == b.format == "pdmodel" and list(a.tensors) == list(b.tensors)
     assert model.ptocr_meta["extra"]["character_dict"] == LABELS
 
 
