@@ -26,6 +26,10 @@ def __getattr__(name):
         from .pipeline.table import TableRecognizer
 
         return TableRecognizer
+    if name == "Structure":  # layout regions + OCR + tables in reading order
+        from .pipeline.structure import Structure
+
+        return Structure
     if name == "PaddleOCR":  # PaddleOCR 2.x's class on ptocr models (compat.py)
         from .compat import PaddleOCR
 

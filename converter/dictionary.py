@@ -32,6 +32,8 @@ def resolve(spec, weights, n_classes, rec_dict=None, use_space_char=None):
     """
     if spec.task == "table":
         return _table_dict(spec, weights, n_classes, rec_dict)
+    if spec.task == "layout":
+        return _layout_dict(spec, n_classes, rec_dict)
     if spec.task != "rec":
         if rec_dict:
             raise PtocrError(f"--rec-dict applies to recognisers; {spec.name} is {spec.task}")
@@ -87,3 +89,19 @@ def _table_dict(spec, weights, n_classes, path=None):
         raise PtocrError(f"structure dictionary {source} gives {expected} classes, the model "
                          f"has {n_classes}")
     return {"character_dict": chars, "dict_source": source}
+
+
+def _layout_dict(spec, n_classes, path=None):
+    """The label list of a layout model (PaddleOCR's layout_dict/*.txt, one label a line):
+    --rec-dict FILE, else the file the table names; one label per class."""
+    if path:
+        labels, source = read_dict_file(path), str(path)
+    elif spec.dictionary and (SHIPPED / spec.dictionary).is_file():
+        labels, source = read_dict_file(SHIPPED / spec.dictionary), spec.dictionary
+    else:
+        raise PtocrError(f"{spec.name}: no layout label list known; pass --rec-dict FILE")
+    labels = [label for label in labels if label.strip()]
+    if n_classes is not None and len(labels) != n_classes:
+        raise PtocrError(f"layout labels {source} has {len(labels)} entries, the model "
+                         f"predicts {n_classes} classes; pass --rec-dict FILE")
+    return {"character_dict": labels, "dict_source": source}

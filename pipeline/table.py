@@ -128,9 +128,10 @@ class TableRecognizer:
     margin, recognised without a score filter.
     """
 
-    def __init__(self, table, det, rec, threads=None, **options):
+    def __init__(self, table, det, rec, threads=None, ocr=None, **options):
         _, overrides = split_options(options)
-        self.ocr = OCR(det=det, rec=rec, threads=threads, **options)
+        # ``ocr``: an OCR system to share (ptocr.Structure reads pages and tables with one)
+        self.ocr = ocr or OCR(det=det, rec=rec, threads=threads, **options)
         model = _model(table, "table")
         extra = (getattr(model, "ptocr_meta", {}) or {}).get("extra") or {}
         self.table = Stage(model, "table", overrides.get("table"),

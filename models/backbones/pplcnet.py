@@ -94,3 +94,24 @@ class PPLCNetStages(PPLCNet):
             x = getattr(self, stage)(x)
             outs.append(x)
         return outs
+
+
+@register("Backbone")
+class LCNet(PPLCNetStages):
+    """PaddleDetection's ppdet/modeling/backbones/lcnet.py LCNet, the backbone of the PicoDet
+    layout models: the same layers again, returning the stages whose index (blocks2 = 2 ...
+    blocks6 = 6) is in ``feature_maps`` among blocks3..blocks6 (layout: [3, 4, 5] = blocks4,
+    blocks5, blocks6, strides 8, 16, 32). Its ``out_channels`` are
+    make_divisible(c * scale)."""
+
+    def __init__(self, in_channels=3, scale=1.0, feature_maps=(3, 4, 5), act="hard_swish",
+                 **_):
+        if act not in ("hard_swish", "hardswish"):
+            raise ValueError(f"LCNet act {act!r} is not supported (hard_swish only)")
+        super().__init__(in_channels, scale)
+        self.feature_maps = list(feature_maps)
+        self.out_channels = [make_divisible(NET_CONFIG[s][-1][2] * scale)
+                             for i, s in enumerate(self.STAGES) if i + 2 in self.feature_maps]
+
+    def forward(self, x):
+        return [o for i, o in enumerate(super().forward(x)) if i + 2 in self.feature_maps]

@@ -111,18 +111,60 @@ class CSPPAN(nn.Module):
             for _ in range(n - 1))
         self.bottom_up_blocks = nn.ModuleList(csp() for _ in range(n - 1))
 
+    @staticmethod
+    def _upsample(coarse, fine):
+        return F.interpolate(coarse, size=fine.shape[2:4], mode="nearest")
+
     def forward(self, inputs):
-        inputs = self.conv_t(inputs)
+        return self._aggregate(self.conv_t(inputs))
+
+    def _aggregate(self, inputs):
+        """Top-down then bottom-up over the lateral (``conv_t``) maps."""
         n = len(inputs)
         # top-down: upsample the coarser map to the finer one's size (nearest), fuse
         inner = [inputs[-1]]
         for idx in range(n - 1, 0, -1):
             low = inputs[idx - 1]
-            up = F.interpolate(inner[0], size=low.shape[2:4], mode="nearest")
+            up = self._upsample(inner[0], low)
             inner.insert(0, self.top_down_blocks[n - 1 - idx](torch.cat([up, low], 1)))
         # bottom-up: stride-2 conv of the finer output, fuse with the top-down map
         outs = [inner[0]]
         for idx in range(n - 1):
             down = self.downsamples[idx](outs[-1])
             outs.append(self.bottom_up_blocks[idx](torch.cat([down, inner[idx + 1]], 1)))
+        return outs
+
+
+@register("Neck", "CSPPAN@layout")
+class DetCSPPAN(CSPPAN):
+    """PaddleDetection's ppdet/modeling/necks/csp_pan.py CSPPAN (PicoDet): the same path
+    aggregation, with the top-down path upsampling by a fixed factor 2 (nn.Upsample; PaddleOCR's
+    copy interpolates to the finer map's size, the same whenever the input is a multiple of the
+    coarsest stride) and, with ``num_features: 4``, one more level: ``first_top_conv`` of the
+    coarsest input plus ``second_top_conv`` of the coarsest output, both stride 2."""
+
+    def __init__(self, in_channels, out_channels, kernel_size=5, num_features=3,
+                 num_csp_blocks=1, use_depthwise=True, act="hard_swish", **_):
+        super().__init__(in_channels, out_channels, kernel_size, num_csp_blocks, use_depthwise,
+                         act)
+        if num_features not in (3, 4) or num_features < len(in_channels):
+            raise ValueError(f"CSPPAN num_features must be 3 or 4, got {num_features}")
+        self.num_features = num_features
+        if num_features == 4:
+            self.first_top_conv = _conv(use_depthwise, out_channels, out_channels, kernel_size,
+                                        2, act)
+            self.second_top_conv = _conv(use_depthwise, out_channels, out_channels, kernel_size,
+                                         2, act)
+            self.out_channels = self.out_channels + [out_channels]
+
+    @staticmethod
+    def _upsample(coarse, _fine):
+        return F.interpolate(coarse, scale_factor=2.0, mode="nearest")
+
+    def forward(self, inputs):
+        lateral = self.conv_t(inputs)
+        outs = self._aggregate(lateral)
+        if self.num_features == 4:
+            # the extra level reads the coarsest lateral map and the coarsest output
+            outs.append(self.first_top_conv(lateral[-1]) + self.second_top_conv(outs[-1]))
         return outs
