@@ -97,6 +97,11 @@ OPERATOR_OPTIONS = [
 
     OperatorOption("max_text_length", "rec", "VLLabelDecode", "max_text_length", int,
                    "VisionLAN: slots read at most (25)"),
+    # layout analysis (ppstructure/utility.py)
+    OperatorOption("layout_score_threshold", "layout", "PicoDetPostProcess", "score_threshold",
+                   float, "layout region score threshold (0.5)"),
+    OperatorOption("layout_nms_threshold", "layout", "PicoDetPostProcess", "nms_threshold",
+                   float, "layout NMS IoU threshold (0.5)"),
 ]
 
 
@@ -128,10 +133,3 @@ def split_options(options):
     system = SystemOptions(**{k: v for k, v in options.items()
                               if k in system_names and v is not None})
     return system, overrides
-# layout analysis (ppstructure/utility.py)
-OPERATOR_OPTIONS += [
-    OperatorOption("layout_score_threshold", "layout", "PicoDetPostProcess", "score_threshold",
-                   float, "layout region score threshold (0.5)"),
-    OperatorOption("layout_nms_threshold", "layout", "PicoDetPostProcess", "nms_threshold",
-                   float, "layout NMS IoU threshold (0.5)"),
-]
