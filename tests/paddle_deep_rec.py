@@ -16,7 +16,8 @@ perturbed at random by ~20%), so each BN output is ~unit scale as after training
 classifier is scaled so the logits spread as a trained recogniser's do (std ~5; per-step
 probabilities far from uniform).
 
-Run as a script to export (2.x programs need FLAGS_enable_pir_api=0 before paddle imports):
+Run as a script to export (2.x programs need FLAGS_enable_pir_api=0 before paddle imports;
+`make fidelity` exports the full B4 this way, and PP-OCRv5_server_det with {"task": "det"}):
     python paddle_deep_rec.py pir DIR/pir CONFIG_JSON          (also writes DIR/train.pdparams)
     python paddle_deep_rec.py pdmodel DIR/pdmodel CONFIG_JSON  (the same weights, as a 2.x program)
 """
@@ -51,7 +52,12 @@ class MultiHead(pnn.Layer):
 
 def build(cfg):
     """PPHGNetV2_B4 (text_rec) + MultiHead; cfg may shorten the stages (``blocks``: blocks per
-    stage) to fit a test budget, widths stay B4's."""
+    stage) to fit a test budget, widths stay B4's. ``task: det``: PP-OCRv5_server_det instead
+    (PPHGNetV2_B4 det + LKPAN with IntraCL + PFHeadLocal, test_server_family's twins)."""
+    if cfg.get("task") == "det":
+        from test_server_family import paddle_det_model
+
+        return paddle_det_model("PP-OCRv5_server_det")
     stages = {k: list(v) for k, v in B4_REC.items()}
     for (name, stage), n in zip(stages.items(), cfg.get("blocks", [])):
         stage[3] = n
@@ -86,8 +92,15 @@ def calibrate_batchnorm(model, x, seed=0, spread=0.2):
 
 def realistic(model, cfg):
     randomize_scaled(model, seed=cfg.get("seed", 1))
-    calib = np.random.RandomState(9).uniform(-1, 1, (2, 3, 48, 320)).astype(np.float32)
+    det = cfg.get("task") == "det"
+    shape = (1, 3, 256, 256) if det else (2, 3, 48, 320)
+    calib = np.random.RandomState(9).uniform(-1, 1, shape).astype(np.float32)
     calibrate_batchnorm(model, calib, seed=cfg.get("seed", 1))
+    if det:  # the probability map's logits as a trained detector's: mostly far from 0.5
+        for branch in (model.head.binarize, model.head.thresh):
+            branch.conv3.weight.set_value(branch.conv3.weight.numpy() * 4)
+        model.eval()
+        return model
     fc = model.head.ctc_head.fc.weight
     fc.set_value(fc.numpy() * cfg.get("logit_scale", 5.0))
     model.eval()
@@ -104,7 +117,8 @@ def export(fmt, out, cfg):
     else:  # the very same weights
         model.set_state_dict(paddle.load(os.path.join(out, "..", "train.pdparams")))
         model.eval()
-    spec = [paddle.static.InputSpec([None, 3, 48, None], "float32", "x")]
+    height = None if cfg.get("task") == "det" else 48
+    spec = [paddle.static.InputSpec([None, 3, height, None], "float32", "x")]
     paddle.jit.save(model, os.path.join(out, "inference"), input_spec=spec)
 
 
