@@ -58,10 +58,19 @@ zoo: install
 fuzz: weights
 	$(BIN)/python scripts/fuzz.py --cases 10000
 
-# fp32 fidelity against float64, Paddle vs ptocr, per real model: build/fidelity.md
+# fp32 fidelity against float64, Paddle vs ptocr, per real model and on the deep server
+# networks at realistic random weights (tests/paddle_deep_rec.py exports): build/fidelity.md
+TWINS := build/fidelity-twins
 fidelity: weights
 	@mkdir -p build
-	$(BIN)/python scripts/fidelity.py --models $(CACHE)/models --out build/fidelity.md $(FIDELITY_EXTRA)
+	test -f $(TWINS)/rec/pdmodel/inference.pdmodel || (cd tests && \
+	  ../$(BIN)/python paddle_deep_rec.py pir ../$(TWINS)/rec/pir '{"classes": 100}' && \
+	  ../$(BIN)/python paddle_deep_rec.py pdmodel ../$(TWINS)/rec/pdmodel '{"classes": 100}')
+	test -f $(TWINS)/det/pir/inference.json || (cd tests && \
+	  ../$(BIN)/python paddle_deep_rec.py pir ../$(TWINS)/det/pir '{"task": "det"}')
+	$(BIN)/python scripts/fidelity.py --models $(CACHE)/models --out build/fidelity.md \
+	  --extra PP-OCRv5_server_rec=$(TWINS)/rec/pir --extra PP-OCRv5_server_rec=$(TWINS)/rec/pdmodel \
+	  --extra PP-OCRv5_server_det=$(TWINS)/det/pir@1x3x320x320,2x3x160x224 $(FIDELITY_EXTRA)
 
 clean:
 	rm -rf build

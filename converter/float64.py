@@ -122,9 +122,7 @@ def _run_pir(weights, inputs):
         warnings.simplefilter("ignore")
         import paddle
     try:
-        layer = paddle.jit.load(pir_float64_prefix(weights))
-        layer.eval()
-        layer.to(dtype="float64")
+        layer = _load_float64(paddle, pir_float64_prefix(weights))
         results = []
         with paddle.no_grad():
             for x in inputs:
@@ -133,6 +131,69 @@ def _run_pir(weights, inputs):
     except Exception as exc:  # a missing float64 kernel, an op the rewrite cannot retype
         raise Float64Unavailable(_first_line(exc)) from None
     return results
+
+
+def _load_float64(paddle, prefix):
+    """The rewritten program as a layer with float64 parameters. Only floating tensors are
+    cast: paddle.nn.LSTM's program holds a uint8 dropout-state buffer that has no memory,
+    and casting the whole layer (``layer.to``) fails on it."""
+    layer = paddle.jit.load(prefix)
+    layer.eval()
+    held = []
+    for sub in [layer] + layer.sublayers():
+        for key, buf in list(sub._buffers.items()):
+            if buf is not None and not buf.is_floating_point():
+                held.append((sub, key, sub._buffers.pop(key)))
+    try:
+        layer.to(dtype="float64")
+    finally:
+        for sub, key, buf in held:
+            sub._buffers[key] = buf
+    return layer
+
+
+def pir_intermediates64(weights, x, value_names):
+    """{value name ('%17', as formats.program names PIR values): float64 array} for one
+    input: the program's float64 rewrite with a fetch op appended per value (values inside
+    control-flow regions cannot be fetched; they are left out)."""
+    import json
+
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import paddle
+    doc = json.loads(rewrite_pir(Path(weights.files[0]).read_text(encoding="utf-8")))
+    ops = doc["program"]["regions"][0]["blocks"][0]["ops"]
+    types, top = {}, 0
+    for op in ops:
+        results = op.get("O") or []
+        for res in [results] if isinstance(results, dict) else results:
+            types[res["%"]] = res.get("TT")
+            top = max(top, res["%"])
+    cols = sum(op["#"] == "1.fetch" for op in ops)
+    wanted = [n for n in dict.fromkeys(value_names) if n.startswith("%") and
+              types.get(int(n[1:])) is not None]
+    for k, name in enumerate(wanted):
+        col = cols + k
+        ops.append({"#": "1.fetch", "A": [
+            {"AT": {"#": "0.a_str", "D": f"fetch_name_{col}"}, "N": "name"},
+            {"AT": {"#": "0.a_i32", "D": col}, "N": "col"}],
+            "I": [{"%": int(name[1:])}], "O": [{"%": top + 1 + k, "TT": types[int(name[1:])]}],
+            "OA": [{"AT": {"#": "0.a_array", "D": [{"#": "0.a_bool", "D": True}]},
+                    "N": "persistable"},
+                   {"AT": {"#": "0.a_array", "D": [{"#": "0.a_bool", "D": False}]},
+                    "N": "stop_gradient"}]})
+    with tempfile.TemporaryDirectory(prefix="ptocr-pir-fetch-") as tmp:
+        Path(tmp, "inference.json").write_text(json.dumps(doc), encoding="utf-8")
+        Path(tmp, "inference.pdiparams").symlink_to(Path(weights.files[1]).resolve())
+        try:
+            layer = _load_float64(paddle, str(Path(tmp) / "inference"))
+            with paddle.no_grad():
+                outs = _as_list(layer(*[paddle.to_tensor(_to64(a)) for a in _as_list(x)]))
+        except Exception as exc:
+            raise Float64Unavailable(_first_line(exc)) from None
+    extra = [np.asarray(o.numpy()) for o in outs[cols:]]
+    return dict(zip(wanted, extra))
 
 
 def _run_pdmodel(weights, inputs):

@@ -480,6 +480,16 @@ def _map_by_program(weights, targets, model, spec, example_input):
     return state, report
 
 
+def program_alignment(weights, model, example_input):
+    """{torch tensor name: program variable} as program-order alignment pairs them (the
+    verifier's localiser uses it on programs without structured names)."""
+    targets, constants = _torch_targets(model), _program_constants(model)
+    paddle_order = list(weights.program.first_use())
+    torch_order = [n for n, _ in torch_use_order(model, example_input)
+                   if n in targets or n in constants]
+    return dict(zip(torch_order, paddle_order))
+
+
 def match_archs(weights, task=None):
     """{name: resolved Architecture config} of the tables these weights convert to without a
     mapping error (only tables of ``task`` when given). A model name in the export's

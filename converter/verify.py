@@ -284,7 +284,8 @@ def verify(weights, model, spec, images=True):
     }
     if unavailable:
         report["float64_unavailable"] = unavailable
-    if not report["passed"] and weights.format == "pdmodel" and weights.var_names:
+    if not report["passed"] and (weights.format == "pdmodel" and weights.var_names or
+                                 weights.format == "pir" and refs64 is not None):
         probe = make_inputs(spec, False) or make_inputs(spec)  # tables with images only
         x0 = probe[0][1]
         report["first_divergence"] = (localise(weights, model64, spec, x0, float64=True)
@@ -367,7 +368,7 @@ def format_table(report):
     div = report.get("first_divergence")
     if not report["passed"] and not div and report.get("program_format") == "pir":
         lines.append("first diverging module: not localised (a PIR program's intermediates "
-                     "are not fetched; a 2.x export of the same model is)")
+                     "are fetched in float64 only)")
     if div:
         lines.append(f"first diverging module: {div['module']} ({div['type']}), paddle var "
                      f"{div['paddle_var']}: max_abs {div['max_abs']:.3g}")
@@ -393,6 +394,10 @@ def localise(weights, model, spec, x, float64=False):
     var_of = {}
     for structured, var in weights.var_names.items():
         var_of[_rename(structured, spec.renames)] = var
+    if not weights.var_names:  # PIR: no structured names; aligned by program order
+        from .mapping import program_alignment
+
+        var_of = program_alignment(weights, model, torch.from_numpy(x))
     consumers = {}  # param var -> indices of ops using it
     ops = weights.program.ops
     for i, op in enumerate(ops):
@@ -434,6 +439,8 @@ def localise(weights, model, spec, x, float64=False):
 
     def capture(name):
         def hook(_module, _inputs, output):
+            if isinstance(output, (tuple, list)):  # nn.LSTM: (sequence, (h, c))
+                output = output[0]
             captured.setdefault(name, output.detach().numpy())  # returns None: output kept
 
         return hook
@@ -451,6 +458,9 @@ def localise(weights, model, spec, x, float64=False):
                                       torch_use_order(model, torch.from_numpy(x))) if n in fetch]
     for mod_name in order:
         ref, out = paddle_vals[fetch[mod_name]], captured.get(mod_name)
+        if out is not None and ref.ndim == 3 and ref.shape == (out.shape[1], out.shape[0],
+                                                               out.shape[2]):
+            ref = ref.transpose(1, 0, 2)  # paddle's rnn op runs time-major
         if out is None or ref.shape != out.shape:
             continue
         scale = max(1.0, float(np.abs(ref).max()))
@@ -465,10 +475,16 @@ _STATIC = {}  # (program, input, names, float64) -> values: localising again is 
 
 
 def _run_static(weights, x, fetch_names, float64=False):
-    """Intermediate variables of the 2.x program for input x (see static_fetch)."""
+    """Intermediate variables of the program for input x (2.x: see static_fetch; PIR: float64
+    only, through the program's float64 rewrite with added fetch ops)."""
     import hashlib
 
-    from .float64 import _digest
+    from .float64 import _digest, pir_intermediates64
+
+    if weights.format == "pir":
+        if not float64:
+            raise PtocrError("a PIR program's intermediates are fetched in float64 only")
+        return pir_intermediates64(weights, x, fetch_names)
 
     key = hashlib.sha256(repr((_digest([str(p) for p in weights.files[:2]]), fetch_names,
                                float64, x.dtype.str, x.shape)).encode() + x.tobytes()).hexdigest()

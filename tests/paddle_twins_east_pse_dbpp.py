@@ -301,8 +301,11 @@ class DBHeadBranch(nn.Layer):
         self.conv_bn2 = nn.BatchNorm(c // 4, act="relu")
         self.conv3 = nn.Conv2DTranspose(c // 4, 1, 2, stride=2)
 
-    def forward(self, x):
-        return sigmoid(self.conv3(self.conv_bn2(self.conv2(self.conv_bn1(self.conv1(x))))))
+    def forward(self, x, return_f=False):
+        # det_db_head.py's Head: PFHeadLocal also takes the features before the last conv
+        f = self.conv_bn2(self.conv2(self.conv_bn1(self.conv1(x))))
+        y = sigmoid(self.conv3(f))
+        return (y, f) if return_f else y
 
 
 class DBHead(nn.Layer):

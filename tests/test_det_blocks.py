@@ -11,6 +11,7 @@ from ptocr.models.backbones.pplcnetv3 import LearnableRepLayer, LCNetV3Block
 from ptocr.models.heads.det_db_head import DBHead
 from ptocr.models.necks.db_fpn import RSEFPN, DBFPN
 from paddle_ref import PaddleLAB, PaddleSE
+from paddle_twins_east_pse_dbpp import DBHeadBranch as PaddleDBHeadBranch  # det_db_head.py Head
 
 RNG = np.random.RandomState(1)
 
@@ -145,19 +146,6 @@ def test_dbfpn_matches_paddle():
     ref = randomize(PaddleDBFPN(channels, 64))
     ours = load_into(DBFPN(channels, 64), ref)
     assert _neck_diff(ref, ours, _levels(channels)) < 1e-5
-
-
-class PaddleDBHeadBranch(pnn.Layer):
-    def __init__(self, c):
-        super().__init__()
-        self.conv1 = pnn.Conv2D(c, c // 4, 3, padding=1, bias_attr=False)
-        self.conv_bn1 = pnn.BatchNorm(c // 4, act="relu")
-        self.conv2 = pnn.Conv2DTranspose(c // 4, c // 4, 2, stride=2)
-        self.conv_bn2 = pnn.BatchNorm(c // 4, act="relu")
-        self.conv3 = pnn.Conv2DTranspose(c // 4, 1, 2, stride=2)
-
-    def forward(self, x):
-        return PF.sigmoid(self.conv3(self.conv_bn2(self.conv2(self.conv_bn1(self.conv1(x))))))
 
 
 class PaddleDBHead(pnn.Layer):

@@ -5,16 +5,18 @@ layer no official model here has (a bilinear interpolation), while passing
 the correct conversion on the same inputs. Every refusal names the first diverging module.
 The programs are Paddle 2.x (the form whose intermediates the localiser fetches).
 
-Not here: LSTM gate order. No official model in .cache has an LSTM; paddle 3.3 cannot save an
-LSTM network as a 2.x program (jit.save: "Unknown place type"), and ptocr's PIR reader refuses
-the PIR program it saves (its .pdiparams holds a different tensor count than the program
-declares). tests/test_framework_ops.py pins the gate order against paddle's op instead."""
+LSTM gate order: no official model in .cache has an LSTM and paddle 3.3 cannot save an LSTM
+network as a 2.x program (jit.save: "Unknown place type"), so the control runs on the PIR
+program paddle saves for PaddleOCR's CRNN (rec_crnn_mv3: rec MobileNetV3 large x0.5 + BiLSTM
+96 + CTCHead, the twins of test_tps_attention / test_resnet_family); a PIR program's
+intermediates are fetched from its float64 rewrite to name the diverging module."""
 
 import subprocess
 import sys
 import textwrap
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -44,8 +46,6 @@ def check(name, weights, spec, model, expect_module=None):
     assert report["judged_in"] == "float64"
     assert not report["passed"], row
     assert row["float64"]["max_abs"] > report["tolerance"]["float64_max_abs"]
-    if weights.format == "pir":  # intermediates are fetched from 2.x programs only
-        return report
     div = report["first_divergence"]
     assert div is not None, "no first diverging module"
     if expect_module:
@@ -254,3 +254,49 @@ def test_without_float64_the_report_says_so_and_fp32_decides(interp, monkeypatch
     assert report["passed"] and report["judged_in"] == "float32"
     assert "float64" not in report["results"][0]
     assert "float64 evaluation unavailable (kernel not found" in format_table(report)
+
+
+# ---- LSTM gate order: PaddleOCR's CRNN as a PIR program paddle saves
+
+@pytest.fixture(scope="module")
+def crnn(tmp_path_factory):
+    import paddle
+
+    from paddle_ref import PaddleModel
+    from test_resnet_family import PCTCHead, PSequenceEncoder, randomize_unit
+    from test_tps_attention import PRecMobileNetV3
+
+    paddle.seed(4)
+    model = randomize_unit(PaddleModel(PRecMobileNetV3(), PSequenceEncoder(480, "rnn", 96),
+                                       PCTCHead(192, 37)), seed=4)
+    model.eval()
+    prefix = tmp_path_factory.mktemp("crnn") / "inference"
+    spec_in = [paddle.static.InputSpec([None, 3, 32, None], "float32", "x")]
+    paddle.jit.save(model, str(prefix), input_spec=spec_in)
+    weights = formats.read(prefix.parent)
+    assert weights.format == "pir" and any(op.type == "rnn" for op in weights.program.ops)
+    spec = replace(find_arch("rec_crnn_mv3"), inputs={"shapes": [[2, 3, 32, 100]]})
+    conv = convert(None, weights=weights, spec=spec)
+    report = verify(weights, conv.model, spec, images=False)
+    assert report["passed"] and report["judged_in"] == "float64", report["results"]
+    FIGURES["LSTM correct (crnn)"] = report["results"][0]["float64"]["max_abs"]
+    assert report["results"][0]["float64"]["max_abs"] < 1e-8
+    return weights, spec
+
+
+def test_lstm_gate_order_permuted_in_the_mapping(crnn, monkeypatch):
+    from ptocr.converter import mapping
+
+    weights, spec = crnn
+    layout = mapping.to_torch_layout
+
+    def forget_and_cell_swapped(array, owner, name):  # gates i, f, g, o -> i, g, f, o
+        array = layout(array, owner, name)
+        if owner is not nn.LSTM:
+            return array
+        i, f, g, o = np.split(array, 4, axis=0)
+        return np.concatenate([i, g, f, o], axis=0)
+
+    monkeypatch.setattr(mapping, "to_torch_layout", forget_and_cell_swapped)
+    conv = convert(None, weights=weights, spec=spec)
+    check("LSTM gate order permuted (crnn)", weights, spec, conv.model, "neck.encoder.lstm")

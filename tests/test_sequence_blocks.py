@@ -7,6 +7,7 @@ import paddle
 import paddle.nn as pnn
 import paddle.nn.functional as PF
 
+from paddle_lm_twins import matmul  # also appends 2.x programs' matmul_v2 (paddle_deep_rec)
 from paddle_ref import load_into, max_diff, randomize
 from ptocr.models.heads.rec_ctc_head import CTCHead
 from ptocr.models.necks.rnn import SequenceEncoder
@@ -84,8 +85,8 @@ class PAttention(pnn.Layer):
     def forward(self, x):
         qkv = self.qkv(x).reshape((0, -1, 3, self.h, self.hd)).transpose((2, 0, 3, 1, 4))
         q, k, v = qkv[0] * self.hd ** -0.5, qkv[1], qkv[2]
-        attn = PF.softmax(q.matmul(k.transpose((0, 1, 3, 2))), axis=-1)
-        return self.proj(attn.matmul(v).transpose((0, 2, 1, 3)).reshape((0, -1, self.dim)))
+        attn = PF.softmax(matmul(q, k.transpose((0, 1, 3, 2))), axis=-1)
+        return self.proj(matmul(attn, v).transpose((0, 2, 1, 3)).reshape((0, -1, self.dim)))
 
 
 class PMlp(pnn.Layer):

@@ -23,31 +23,15 @@ from ptocr.models.layers import upsample_nearest
 from ptocr.models.necks.db_fpn import LKPAN, IntraCLBlock
 from ptocr.models.registry import REGISTRIES
 from paddle_ref import PaddleLAB, PaddleModel
+# the shared twins: fan-in scaled random weights (paddle_det_twins) and det_db_head.py's Head
+from paddle_det_twins import randomize_scaled  # noqa: F401  (tests/paddle_deep_rec imports it here)
+from paddle_twins_east_pse_dbpp import DBHeadBranch as PDBHeadBranch
 
 RNG = np.random.RandomState(5)
 
 
 def rand(*shape):
     return RNG.uniform(-1, 1, shape).astype(np.float32)
-
-
-def randomize_scaled(layer, seed=0):
-    """Random weights that keep a deep network's activations near unit scale (conv weights
-    ~ 1/sqrt(fan-in)), so fp32 rounding stays ~1e-6 relative through 60+ layers; paddle_ref's
-    plain uniform weights grow activations to 1e8 there."""
-    rng = np.random.RandomState(seed)
-    for name, tensor in layer.state_dict().items():
-        shape = list(tensor.shape)
-        if len(shape) >= 2:
-            fan_in = int(np.prod(shape[1:])) if len(shape) == 4 else shape[0]
-            value = rng.uniform(-1, 1, shape) * np.sqrt(3.0 / fan_in)
-        elif name.endswith(("_variance", ".weight", ".scale")):
-            value = rng.uniform(0.5, 1.5, shape)
-        else:
-            value = rng.uniform(-0.2, 0.2, shape)
-        tensor.set_value(value.astype(tensor.numpy().dtype))
-    layer.eval()
-    return layer
 
 
 # ---- paddle references: rec_hgnet.py / rec_pphgnetv2.py
@@ -330,21 +314,6 @@ class PLKPAN(pnn.Layer):
         if self.intracl:
             p5, p4, p3, p2 = self.incl4(p5), self.incl3(p4), self.incl2(p3), self.incl1(p2)
         return paddle.concat([up(p5, 8), up(p4, 4), up(p3, 2), p2], axis=1)
-
-
-class PDBHeadBranch(pnn.Layer):
-    def __init__(self, c):
-        super().__init__()
-        self.conv1 = pnn.Conv2D(c, c // 4, 3, padding=1, bias_attr=False)
-        self.conv_bn1 = pnn.BatchNorm(c // 4, act="relu")
-        self.conv2 = pnn.Conv2DTranspose(c // 4, c // 4, 2, stride=2)
-        self.conv_bn2 = pnn.BatchNorm(c // 4, act="relu")
-        self.conv3 = pnn.Conv2DTranspose(c // 4, 1, 2, stride=2)
-
-    def forward(self, x, return_f=False):
-        f = self.conv_bn2(self.conv2(self.conv_bn1(self.conv1(x))))
-        y = PF.sigmoid(self.conv3(f))
-        return (y, f) if return_f else y
 
 
 class PLocalModule(pnn.Layer):
