@@ -124,7 +124,8 @@ def _run_pir(weights, inputs):
     try:
         layer = paddle.jit.load(pir_float64_prefix(weights))
         layer.eval()
-        layer.to(dtype="float64")
+        # floating tensors only: integer constants (LayoutXLM's position ids) stay integer
+        layer._to_impl(dtype="float64", floating_only=True)
         results = []
         with paddle.no_grad():
             for x in inputs:

@@ -206,7 +206,8 @@ def resolve_config(spec, weights, architecture=None):
     """The Architecture config with hyperparameters the config leaves open read from weights.
 
     ``infer`` entries: ``{present: REGEX}`` (true when a Paddle name matches),
-    ``{shape: NAME, dim: D[, offset: K]}`` (a dimension of a named tensor, plus K), each with an
+    ``{shape: NAME, dim: D[, offset: K]}`` (a dimension of a named tensor, plus K),
+    ``{count: REGEX}`` (how many distinct values REGEX's first group takes: layers), each with an
     ``unstructured``
     value used for program models that carry no structured names (see _unstructured_value).
     """
@@ -222,6 +223,11 @@ def resolve_config(spec, weights, architecture=None):
         if "present" in rule:
             pattern = re.compile(rule["present"])
             _set_path(arch, dotted, any(pattern.search(n) for n in names))
+        elif "count" in rule:
+            pattern = re.compile(rule["count"])
+            found = {m.group(1) for m in map(pattern.search, names) if m}
+            if found:
+                _set_path(arch, dotted, len(found))
         elif "shape" in rule:
             if rule["shape"] in names:
                 value = int(names[rule["shape"]].shape[rule.get("dim", 0)]) + rule.get("offset", 0)
