@@ -24,6 +24,10 @@ def __getattr__(name):
         from .pipeline.table import TableRecognizer
 
         return TableRecognizer
+    if name == "KIE":  # ptocr.KIE(det=..., rec=..., ser=..., tokenizer=DIR[, re=...])
+        from .pipeline.kie import KIE
+
+        return KIE
     if name == "PaddleOCR":  # PaddleOCR 2.x's class on ptocr models (compat.py)
         from .compat import PaddleOCR
 
