@@ -162,3 +162,47 @@ def layoutxlm(small=True, **overrides):
                       max_position_embeddings=514)
     kwargs.update(overrides)
     return modeling, conf.LayoutXLMConfig(**kwargs)
+
+
+def layoutxlm_tokenizer(vocab_file):
+    """PaddleNLP's LayoutXLMTokenizer (layoutxlm/tokenizer.py, the wheel's own code: its
+    sentencepiece model, the XLM-R id layout, special tokens) on a stand-in for its generic
+    base class PretrainedTokenizer (tokenizer_utils pulls in jinja2, aistudio_sdk and
+    huggingface_hub): ``tokenize`` is the class's ``_tokenize``, ``encode`` wraps the ids with
+    the class's ``build_inputs_with_special_tokens`` — what PaddleNLP's base does for plain
+    text without added tokens."""
+    _install_stand_ins()
+    tr = sys.modules["paddlenlp.transformers"]
+    if not hasattr(tr, "PretrainedTokenizer"):
+        class AddedToken(str):
+            def __new__(cls, content, **_):
+                return super().__new__(cls, content)
+
+        class PretrainedTokenizer:
+            padding_side = "right"
+            pad_token_type_id = 0
+
+            def __init__(self, **kwargs):
+                pass
+
+            def __getattr__(self, name):
+                if name.endswith("_token_id"):
+                    return self._convert_token_to_id(str(getattr(self, "_" + name[:-3])))
+                raise AttributeError(name)
+
+            def tokenize(self, text):
+                return self._tokenize(text)
+
+            def encode(self, text, **_):
+                ids = [self._convert_token_to_id(t) for t in self.tokenize(text)]
+                ids = self.build_inputs_with_special_tokens(ids)
+                return {"input_ids": ids, "token_type_ids": [0] * len(ids),
+                        "attention_mask": [1] * len(ids)}
+
+        tu = types.ModuleType("paddlenlp.transformers.tokenizer_utils")
+        for name in ("_is_control", "_is_punctuation", "_is_whitespace"):
+            setattr(tu, name, lambda ch: False)  # used only by helpers LayoutXLM does not call
+        sys.modules["paddlenlp.transformers.tokenizer_utils"] = tr.tokenizer_utils = tu
+        tr.AddedToken, tr.PretrainedTokenizer = AddedToken, PretrainedTokenizer
+    module = paddlenlp_module("paddlenlp.transformers.layoutxlm.tokenizer")
+    return module.LayoutXLMTokenizer(vocab_file=str(vocab_file))
