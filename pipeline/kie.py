@@ -108,7 +108,10 @@ class KIE:
         """[[head line, tail line]] (indices into the lines) as predict_kie_token_ser_re."""
         entities, relations, entity_line = make_re_input(data, ser_lines,
                                                          inputs[0].shape[1])
-        if relations[0, 0] == 0:  # no question/answer pair to link
+        # nothing to link without a question/answer pair; and PaddleNLP's RE decoder swaps the
+        # entities of a document with at most two for a placeholder that links nothing
+        # (where PaddleOCR's predictor fails)
+        if relations[0, 0] == 0 or entities[0, 0] <= 2:
             return []
         re_inputs = inputs + [torch.from_numpy(entities[None]), torch.from_numpy(relations[None])]
         with torch.inference_mode():
