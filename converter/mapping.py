@@ -70,6 +70,9 @@ class ArchSpec:
     use_space_char: bool = False
     dict_special_tokens: int = 1  # classes besides the dictionary (CTC: blank; see dictionary.py)
     processing: dict = None  # {PreProcess, PostProcess} in PaddleOCR's schema, or None
+    # what weights must show before --arch auto / inspect build this table's (large) network:
+    # {names: REGEX one Paddle name matches, ops: [program op types, one of them used]}
+    requires: dict = field(default_factory=dict)
     path: Path = None
 
 
@@ -154,7 +157,8 @@ def spec_from_dict(data, path=None):
         proof=data.get("proof", "op-level + names"), model_names=data.get("model_names", []),
         dictionary=data.get("dict"), use_space_char=data.get("use_space_char", False),
         dict_special_tokens=data.get("dict_special_tokens", 1),
-        processing=resolve_processing(data, path), path=path)
+        processing=resolve_processing(data, path), requires=data.get("requires") or {},
+        path=path)
 
 
 def list_archs():
@@ -456,6 +460,20 @@ def _map_by_program(weights, targets, model, spec, example_input):
     return state, report
 
 
+def _may_fit(spec, weights):
+    """False when the weights lack what the table ``requires`` (cheap, before building)."""
+    req = spec.requires
+    if not req:
+        return True
+    if weights.structured and req.get("names"):
+        pattern = re.compile(req["names"])
+        return any(pattern.search(n) for n in _renamed_names(spec, weights))
+    if not weights.structured and req.get("ops") and weights.program is not None:
+        used = {op for op, _slot in weights.program.first_use().values()}
+        return bool(used & set(req["ops"]))
+    return True
+
+
 def match_archs(weights, task=None):
     """{name: resolved Architecture config} of the tables these weights convert to without a
     mapping error (only tables of ``task`` when given). A model name in the export's
@@ -472,6 +490,8 @@ def match_archs(weights, task=None):
             return named
     matches = {}
     for spec in specs.values():
+        if not _may_fit(spec, weights):
+            continue
         try:
             config = resolve_config(spec, weights)
             model = build(config)
