@@ -16,10 +16,13 @@ $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0 paddlepaddle==3.3.1
-	$(BIN)/python -m pip install -q -e '.[ocr,pdf,ray,table,hf,test]'
+	$(BIN)/python -m pip install -q -e '.[ocr,pdf,ray,table,hf,kie,test]'
 	# PaddleOCR's own processing code, the reference of the processing tests (tests/ppocr_ref.py);
 	# --no-deps: only its ppocr/ and ppstructure/ sources are used, module by module
 	$(BIN)/python -m pip install -q --no-deps paddleocr==2.10.0
+	# PaddleNLP's LayoutXLM modeling/tokenizer code, the KIE reference (tests/paddlenlp_ref.py
+	# loads those files alone: the package's own imports need far more than paddle)
+	$(BIN)/python -m pip install -q --no-deps paddlenlp==2.8.1
 	test -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc || \
 	  (apt-get install -y -qq fonts-wqy-microhei || \
 	   (apt-get update -qq && apt-get install -y -qq fonts-wqy-microhei))

@@ -30,6 +30,11 @@ def __getattr__(name):
         from .pipeline.structure import Structure
 
         return Structure
+
+    if name == "KIE":  # ptocr.KIE(det=..., rec=..., ser=..., tokenizer=DIR[, re=...])
+        from .pipeline.kie import KIE
+
+        return KIE
     if name == "PaddleOCR":  # PaddleOCR 2.x's class on ptocr models (compat.py)
         from .compat import PaddleOCR
 

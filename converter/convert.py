@@ -94,7 +94,11 @@ def _dictionary_fits(spec, weights, config):
     return True
 
 
-def example_input(spec, batch=1):
+def example_input(spec, batch=1, model=None):
+    if "kie" in spec.inputs:  # token ids, boxes and masks (converter/kie_inputs.py)
+        from .kie_inputs import kie_inputs
+
+        return [torch.from_numpy(a) for a in kie_inputs(spec.inputs["kie"], model)]
     shapes = spec.inputs.get("shapes") or [[1, 3, 64, 64]]
     shape = list(shapes[0])
     shape[0] = batch
@@ -124,7 +128,7 @@ def convert(paddle_path, arch=None, config_path=None, submodel=None, weights=Non
         model = build(config)
     except (KeyError, TypeError, ValueError, NotImplementedError) as exc:
         raise PtocrError(f"cannot build {spec.name}: {exc}") from None
-    state, report = map_weights(weights, model, spec, example_input(spec))
+    state, report = map_weights(weights, model, spec, example_input(spec, model=model))
     model.load_state_dict(state, strict=True)
     model.eval()
     return Conversion(model, spec, config, weights, report, resolve_processing(spec, weights))

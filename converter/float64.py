@@ -145,7 +145,8 @@ def _load_float64(paddle, prefix):
             if buf is not None and not buf.is_floating_point():
                 held.append((sub, key, sub._buffers.pop(key)))
     try:
-        layer.to(dtype="float64")
+        # floating tensors only: integer constants (LayoutXLM's position ids) stay integer
+        layer._to_impl(dtype="float64", floating_only=True)
     finally:
         for sub, key, buf in held:
             sub._buffers[key] = buf

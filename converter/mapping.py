@@ -70,6 +70,9 @@ class ArchSpec:
     use_space_char: bool = False
     dict_special_tokens: int = 1  # classes besides the dictionary (CTC: blank; see dictionary.py)
     processing: dict = None  # {PreProcess, PostProcess} in PaddleOCR's schema, or None
+    # what weights must show before --arch auto / inspect build this table's (large) network:
+    # {names: REGEX one Paddle name matches, ops: [program op types, one of them used]}
+    requires: dict = field(default_factory=dict)
     path: Path = None
 
 
@@ -154,7 +157,8 @@ def spec_from_dict(data, path=None):
         proof=data.get("proof", "op-level + names"), model_names=data.get("model_names", []),
         dictionary=data.get("dict"), use_space_char=data.get("use_space_char", False),
         dict_special_tokens=data.get("dict_special_tokens", 1),
-        processing=resolve_processing(data, path), path=path)
+        processing=resolve_processing(data, path), requires=data.get("requires") or {},
+        path=path)
 
 
 def list_archs():
@@ -206,7 +210,8 @@ def resolve_config(spec, weights, architecture=None):
     """The Architecture config with hyperparameters the config leaves open read from weights.
 
     ``infer`` entries: ``{present: REGEX}`` (true when a Paddle name matches),
-    ``{shape: NAME, dim: D[, offset: K]}`` (a dimension of a named tensor, plus K), each with an
+    ``{shape: NAME, dim: D[, offset: K]}`` (a dimension of a named tensor, plus K),
+    ``{count: REGEX}`` (how many distinct values REGEX's first group takes: layers), each with an
     ``unstructured``
     value used for program models that carry no structured names (see _unstructured_value).
     """
@@ -222,6 +227,11 @@ def resolve_config(spec, weights, architecture=None):
         if "present" in rule:
             pattern = re.compile(rule["present"])
             _set_path(arch, dotted, any(pattern.search(n) for n in names))
+        elif "count" in rule:
+            pattern = re.compile(rule["count"])
+            found = {m.group(1) for m in map(pattern.search, names) if m}
+            if found:
+                _set_path(arch, dotted, len(found))
         elif "shape" in rule:
             if rule["shape"] in names:
                 value = int(names[rule["shape"]].shape[rule.get("dim", 0)]) + rule.get("offset", 0)
@@ -489,6 +499,19 @@ def program_alignment(weights, model, example_input):
                    if n in targets or n in constants]
     return dict(zip(torch_order, paddle_order))
 
+def _may_fit(spec, weights):
+    """False when the weights lack what the table ``requires`` (cheap, before building)."""
+    req = spec.requires
+    if not req:
+        return True
+    if weights.structured and req.get("names"):
+        pattern = re.compile(req["names"])
+        return any(pattern.search(n) for n in _renamed_names(spec, weights))
+    if not weights.structured and req.get("ops") and weights.program is not None:
+        used = {op for op, _slot in weights.program.first_use().values()}
+        return bool(used & set(req["ops"]))
+    return True
+
 
 def match_archs(weights, task=None):
     """{name: resolved Architecture config} of the tables these weights convert to without a
@@ -506,6 +529,8 @@ def match_archs(weights, task=None):
             return named
     matches = {}
     for spec in specs.values():
+        if not _may_fit(spec, weights):
+            continue
         try:
             config = resolve_config(spec, weights)
             model = build(config)

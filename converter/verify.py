@@ -80,9 +80,12 @@ class PaddleProgram:
 
     def __call__(self, x):
         pred = self.predictor
-        handle = pred.get_input_handle(pred.get_input_names()[0])
-        handle.reshape(list(x.shape))
-        handle.copy_from_cpu(np.ascontiguousarray(x, dtype=np.float32))
+        # several inputs (KIE: token ids, boxes, masks) come as a list, integers kept integer
+        for name, a in zip(pred.get_input_names(), x if isinstance(x, list) else [x]):
+            handle = pred.get_input_handle(name)
+            handle.reshape(list(a.shape))
+            handle.copy_from_cpu(np.ascontiguousarray(
+                a, dtype=a.dtype if a.dtype.kind in "iu" else np.float32))
         pred.run()
         return [pred.get_output_handle(n).copy_to_cpu() for n in pred.get_output_names()]
 
@@ -118,7 +121,7 @@ class PaddleModule(torch.nn.Module):
 
 def torch_outputs(model, x):
     with torch.inference_mode():
-        out = model(torch.from_numpy(x))
+        out = model(*[torch.from_numpy(a) for a in (x if isinstance(x, list) else [x])])
     if isinstance(out, dict):
         out = list(out.values())
     if not isinstance(out, (list, tuple)):
@@ -126,10 +129,16 @@ def torch_outputs(model, x):
     return [o.detach().cpu().numpy() for o in out]
 
 
-def make_inputs(spec, images=True):
+def make_inputs(spec, images=True, model=None):
     """[(label, array)]: seeded random tensors at the table's shapes, then real images
-    preprocessed by the table's own processing (PaddleOCR's PreProcess schema)."""
+    preprocessed by the table's own processing (PaddleOCR's PreProcess schema). KIE tables
+    (``inputs: {kie: ...}``) get seeded token ids, boxes and masks (a list per input)."""
     inputs = []
+    if "kie" in spec.inputs:
+        from .kie_inputs import kie_inputs
+
+        return [(f"random tokens+boxes seed {seed}", kie_inputs(spec.inputs["kie"], model, seed))
+                for seed in range(int(spec.inputs["kie"].get("cases", 2)))]
     rng = np.random.RandomState(0)
     # `random: false`: the shapes only size the example input of program-order alignment
     for shape in spec.inputs.get("shapes", []) if spec.inputs.get("random", True) else []:
@@ -241,7 +250,7 @@ def verify(weights, model, spec, images=True):
     started = time.perf_counter()
     paddle_prog = _program(weights)
     model.eval()
-    inputs = make_inputs(spec, images)
+    inputs = make_inputs(spec, images, model)
     try:
         refs64 = paddle_float64(weights, [x for _, x in inputs])
         model64 = torch_float64(model)
@@ -267,11 +276,15 @@ def verify(weights, model, spec, images=True):
                     _judge_float64(fig, ref, out, r64, o64, spec.task, spec.tolerance, i)
         elif any(_fails_on_rounding_only(f, spec.tolerance) for f in figures):
             exact_model = exact_model or copy.deepcopy(model).double()
-            exact = torch_outputs(exact_model, x.astype(np.float64))
+            exact = torch_outputs(exact_model, [a.astype(np.float64) if a.dtype == np.float32
+                                                else a for a in x] if isinstance(x, list)
+                                  else x.astype(np.float64))
             for fig, ref, ex in zip(figures, ref_outs, exact):
                 _judge_exact(fig, ref, ex, spec.tolerance)
         for i, fig in enumerate(figures):
-            rows.append({"input": label, "input_shape": list(x.shape), "output": i, **fig})
+            rows.append({"input": label, "output": i, **fig,
+                         "input_shape": [list(a.shape) for a in x] if isinstance(x, list)
+                         else list(x.shape)})
     report = {
         "arch": spec.name,
         "passed": all(r["pass"] for r in rows) and bool(rows),
@@ -286,7 +299,8 @@ def verify(weights, model, spec, images=True):
         report["float64_unavailable"] = unavailable
     if not report["passed"] and (weights.format == "pdmodel" and weights.var_names or
                                  weights.format == "pir" and refs64 is not None):
-        probe = make_inputs(spec, False) or make_inputs(spec)  # tables with images only
+        probe = (make_inputs(spec, False, model) or
+                 make_inputs(spec, model=model))  # tables with images only
         x0 = probe[0][1]
         report["first_divergence"] = (localise(weights, model64, spec, x0, float64=True)
                                       if refs64 is not None else

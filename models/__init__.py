@@ -33,7 +33,9 @@ class BaseModel(nn.Module):
             setattr(self, attr, module)
             in_channels = getattr(module, "out_channels", in_channels)
 
-    def forward(self, x):
+    def forward(self, x, *more):
+        if more:  # several inputs (KIE: token ids, boxes, masks, ...) travel as one list
+            x = [x, *more]
         for part in (self.transform, self.backbone, self.neck, self.head):
             if part is not None:
                 x = part(x)

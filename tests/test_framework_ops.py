@@ -486,3 +486,35 @@ def test_gru_cell_gate_order_and_layout():
     out, state = ref(paddle.to_tensor(x), paddle.to_tensor(h))
     close(out, ours(torch.from_numpy(x), torch.from_numpy(h)))
     close(state, out.numpy(), atol=0)
+
+
+def test_embedding_padding_idx_looks_up_zeros_in_paddle():
+    """PaddleNLP's LayoutXLM builds its word table with padding_idx=0: paddle's lookup returns
+    zeros for that id, whatever the row holds (torch's padding_idx only freezes the gradient),
+    so the torch model zeroes id-0 embeddings itself (models/backbones/vqa_layoutlm.py)."""
+    ref = paddle.nn.Embedding(6, 4, padding_idx=0)
+    ref.weight.set_value(rand(6, 4))
+    ids = np.array([[0, 3, 0, 5]], np.int64)
+    out = ref(paddle.to_tensor(ids)).numpy()
+    assert np.all(out[0, [0, 2]] == 0) and np.abs(ref.weight.numpy()[0]).max() > 0
+    ours = nn.Embedding(6, 4, padding_idx=0)
+    ours.weight.data = torch.from_numpy(ref.weight.numpy())
+    t = torch.from_numpy(ids)
+    plain = ours(t).detach()
+    assert np.abs(plain.numpy() - out).max() > 1e-3  # torch alone does not zero it
+    close(out, plain.masked_fill((t == 0)[..., None], 0.0))
+
+
+def test_bilinear_weight_layout():
+    """paddle.nn.Bilinear and torch.nn.Bilinear: the same [out, in1, in2] weight, y_k = x1 W_k
+    x2 (no transpose; LayoutXLM's RE classifier)."""
+    ref = paddle.nn.Bilinear(5, 5, 2, bias_attr=False)
+    ref.weight.set_value(rand(2, 5, 5))
+    ours = nn.Bilinear(5, 5, 2, bias=False)
+    ours.weight.data = torch.from_numpy(ref.weight.numpy())
+    x1, x2 = rand(3, 5), rand(3, 5)
+    close(ref(paddle.to_tensor(x1), paddle.to_tensor(x2)),
+          ours(torch.from_numpy(x1), torch.from_numpy(x2)))
+    ours.weight.data = ours.weight.data.transpose(1, 2).contiguous()  # the other layout differs
+    assert np.abs(ours(torch.from_numpy(x1), torch.from_numpy(x2)).detach().numpy()
+                  - ref(paddle.to_tensor(x1), paddle.to_tensor(x2)).numpy()).max() > 1e-3
