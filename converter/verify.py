@@ -67,13 +67,16 @@ def import_paddle_inference():
 class PaddleProgram:
     """A Paddle inference program run by Paddle Inference on CPU."""
 
-    def __init__(self, weights):
+    def __init__(self, weights, mkldnn=False):
         pi = import_paddle_inference()
 
         program, params = [str(p) for p in weights.files[:2]]
         config = pi.Config(program, params)
         config.disable_gpu()
-        config.disable_mkldnn()  # PIR programs fail with MKLDNN here; keep both alike
+        if mkldnn:  # speed baselines; PIR programs fail with it in paddle 3.3.1 (README)
+            config.enable_mkldnn()
+        else:
+            config.disable_mkldnn()  # PIR programs fail with MKLDNN here; keep both alike
         config.disable_glog_info()
         config.set_cpu_math_library_num_threads(torch.get_num_threads())
         self.predictor = pi.create_predictor(config)
@@ -105,11 +108,11 @@ class PaddleModule(torch.nn.Module):
     """A Paddle inference program standing in for a torch model (first output), so the OCR
     pipeline can run Paddle's models as a reference or a benchmark baseline."""
 
-    def __init__(self, path, task, meta=None):
+    def __init__(self, path, task, meta=None, mkldnn=False):
         super().__init__()
         from . import formats
 
-        self.program = PaddleProgram(formats.read(path))
+        self.program = PaddleProgram(formats.read(path), mkldnn)
         self.ptocr_meta = meta or {"extra": {"task": task}}
 
     def forward(self, x):
