@@ -46,9 +46,10 @@ def sidecar_path(path):
 
 
 def is_artifact(path):
-    """True for an export of ptocr (its sidecar exists) or a file with an export suffix."""
+    """True for an export of ptocr (its sidecar exists) or a .pt2/.onnx file (refused later
+    when it has no sidecar); a checkpoint named .pt without a sidecar stays a checkpoint."""
     p = Path(path)
-    return sidecar_path(p).is_file() or p.suffix in (".pt2", ".onnx", ".pt")
+    return sidecar_path(p).is_file() or p.suffix in (".pt2", ".onnx")
 
 
 def sha256(path):

@@ -141,20 +141,23 @@ def test_the_verifier_reports_and_gates_the_fused_form(cls_ckpt, models):
 
 @pytest.fixture(scope="module")
 def artifacts(work, cls_ckpt):
-    from ptocr.converter.export import export
+    """artifacts(fmt) -> (path, sidecar record); each format exported once (dynamic shapes
+    except torchscript, a trace)."""
+    from ptocr.converter.export import SUFFIXES, export
 
-    out = {}
-    for fmt, suffix in (("torchscript", ".pt"), ("exported", ".pt2"), ("onnx", ".onnx"),
-                        ("aoti", ".pt2")):
-        path = work / f"cls-{fmt}{suffix}"
-        record = export(cls_ckpt, fmt, path, dynamic=fmt != "torchscript")
-        out[fmt] = (path, record)
-    return out
+    made = {}
+
+    def get(fmt):
+        if fmt not in made:
+            path = work / f"cls-{fmt}{SUFFIXES[fmt]}"
+            made[fmt] = (path, export(cls_ckpt, fmt, path, dynamic=fmt != "torchscript"))
+        return made[fmt]
+    return get
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "exported", "onnx", "aoti"])
 def test_artifact_round_trip_and_parity(artifacts, cls_ckpt, fmt):
-    path, record = artifacts[fmt]
+    path, record = artifacts(fmt)
     side = json.loads((path.parent / (path.name + ".ptocr.json")).read_text())
     assert side == json.loads(json.dumps(record))
     assert side["parity"]["passed"] and side["parity"]["inputs"] >= 2
@@ -174,7 +177,7 @@ def test_the_ocr_system_runs_an_aoti_package(artifacts, cls_ckpt, testdata):
 
     crops = [read_image(testdata / "words" / n) for n in ("ch_word_1.jpg", "en_word_2.png")]
     crops.append(crops[0][::-1, ::-1].copy())
-    aoti = ptocr.OCR(det=None, rec=None, cls=str(artifacts["aoti"][0]), engine="aoti")
+    aoti = ptocr.OCR(det=None, rec=None, cls=str(artifacts("aoti")[0]), engine="aoti")
     eager = ptocr.OCR(det=None, rec=None, cls=str(cls_ckpt))
     (_, a), (_, b) = aoti.classify(crops), eager.classify(crops)
     assert [lab for lab, _ in a] == [lab for lab, _ in b]
@@ -187,7 +190,7 @@ def test_tampered_and_stale_artifacts_are_refused(artifacts, work, cls_ckpt, cli
     from ptocr.converter import checkpoint
     from ptocr.converter.export import export
 
-    path, _ = artifacts["exported"]
+    path, _ = artifacts("exported")
     bad = work / "tampered.pt2"
     shutil.copy(path, bad)
     shutil.copy(path.parent / (path.name + ".ptocr.json"), work / "tampered.pt2.ptocr.json")
