@@ -321,7 +321,9 @@ class ArtifactModule(torch.nn.Module):
 
     def __init__(self, run, record):
         super().__init__()
-        self._run, self.ptocr_artifact = run, record
+        # not a submodule: an exported program's module refuses train()/eval()
+        self.__dict__["_run"] = run
+        self.ptocr_artifact = record
         self.ptocr_meta = dict(record["meta"])
 
     def forward(self, x):

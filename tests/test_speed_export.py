@@ -186,7 +186,7 @@ def test_the_ocr_system_runs_an_aoti_package(artifacts, cls_ckpt, testdata):
         ptocr.OCR(det=None, rec=None, cls=ptocr.load(cls_ckpt), engine="aoti")
 
 
-def test_tampered_and_stale_artifacts_are_refused(artifacts, work, cls_ckpt, cli):
+def test_tampered_and_stale_artifacts_are_refused(artifacts, work, cls_ckpt, cli, testdata):
     from ptocr.converter import checkpoint
     from ptocr.converter.export import export
 
@@ -199,7 +199,7 @@ def test_tampered_and_stale_artifacts_are_refused(artifacts, work, cls_ckpt, cli
     bad.write_bytes(bytes(data))
     with pytest.raises(PtocrError, match="tampered"):
         ptocr.load(bad)
-    res = cli("cls", str(work / "tampered.pt2"), "--model", str(bad))
+    res = cli("cls", testdata / "words" / "en_word_2.png", "--model", bad)
     assert res.returncode != 0 and res.stderr.strip().startswith("error:")
     assert len(res.stderr.strip().splitlines()) == 1 and "tampered" in res.stderr
 
