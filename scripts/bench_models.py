@@ -193,8 +193,9 @@ def main():
             for name, run, secs, size, note in forms(ckpt, shape, tmp, only):
                 if run is None:
                     timed[name] = (None, None, secs, size, note)
-                    continue
-                timed[name] = (median_ms(run, x, args.repeats), run(x), secs, size, note)
+                else:
+                    timed[name] = (median_ms(run, x, args.repeats), run(x), secs, size, note)
+                print(f"  measured {arch} {name}: {timed[name][0]} ms", flush=True)
             ref = timed["eager (training form)"][1]
             ort_ms = timed["ONNX Runtime (RapidOCR's ONNX)"][0]
             print(f"\n{arch} {'x'.join(map(str, shape))}, {args.threads} threads, median of "
