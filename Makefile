@@ -16,7 +16,7 @@ $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0 paddlepaddle==3.3.1
-	$(BIN)/python -m pip install -q -e '.[ocr,pdf,ray,table,hf,kie,test]'
+	$(BIN)/python -m pip install -q -e '.[ocr,pdf,ray,table,hf,kie,onnx,test]'
 	# PaddleOCR's own processing code, the reference of the processing tests (tests/ppocr_ref.py);
 	# --no-deps: only its ppocr/ and ppstructure/ sources are used, module by module
 	$(BIN)/python -m pip install -q --no-deps paddleocr==2.10.0
@@ -47,7 +47,13 @@ demo: install
 test: weights
 	$(BIN)/python -m pytest -q -p no:randomly -n 2 --dist loadfile tests
 
+# the bench environment only: RapidOCR's wheel (ONNX files of the same official models) as
+# the ONNX Runtime baseline; --no-deps keeps its opencv-python out of the venv
 bench: weights
+	$(BIN)/python -m pip install -q onnxruntime
+	$(BIN)/python -m pip install -q --no-deps rapidocr-onnxruntime==1.4.4
+	@mkdir -p build
+	$(BIN)/python scripts/bench_models.py --json build/bench_models.json
 	$(BIN)/python scripts/bench_convert.py
 	$(BIN)/python scripts/bench_verify.py
 	$(BIN)/python scripts/bench_ocr.py

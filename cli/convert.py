@@ -168,7 +168,7 @@ def verify(paddle_dir, torch_path, report, overwrite):
     from ..converter.verify import format_table, verify as run_verify
 
     refuse_existing([report], overwrite)
-    model = load_model(torch_path)
+    model = load_model(torch_path, fuse=False)  # the checkpoint as stored; verify fuses too
     spec = find_arch(model.ptocr_meta["arch"])
     weights = formats.read(paddle_dir)
     result = run_verify(weights, model, spec)

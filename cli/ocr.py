@@ -192,8 +192,11 @@ def _vis_name(path, page, tag):
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="Corpus mode: write rows as shards in this directory (resumable); INPUTS "
               "are folders, globs, .txt lists or .parquet/.jsonl manifests.")
-@click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
-              show_default=True, help="Corpus mode: in-process or Ray Data.")
+@click.option("--engine", type=click.Choice(["local", "eager", "compiled", "aoti", "ray"]),
+              default="local", show_default=True, help="How the models run: eager modules "
+              "(local = eager), compiled (torch.compile, checked against eager), aoti "
+              "(AOTInductor packages, exported, verified and cached once); corpus mode also "
+              "ray (Ray Data workers, eager).")
 @click.option("--format", "out_format", type=click.Choice(["parquet", "jsonl"]),
               default="parquet", show_default=True, help="Corpus mode: shard format.")
 @click.option("--address", help="Ray cluster address (auto, ray://host:port); default: start "
@@ -222,21 +225,28 @@ def ocr(inputs, det, rec, cls_path, use_angle_cls, ocr_version, lang, pages, vis
 
     from ..converter.checkpoint import write_bytes_atomic
 
+    model_engine = engine if engine in ("compiled", "aoti") else "eager"
     if out_dir:
         if use_angle_cls and not cls_path:
             cls_path = _cached(None, "cls", ocr_version, lang)
+        if model_engine != "eager":
+            options["model_engine"] = model_engine
         return _corpus(inputs, _cached(det, "det", ocr_version, lang),
                        _cached(rec, "rec", ocr_version, lang), cls_path, json_out, vis_dir,
-                       threads, out_dir, engine, out_format, address, num_workers, batch_size,
-                       shard_size, path_column, options)
+                       threads, out_dir, "ray" if engine == "ray" else "local", out_format,
+                       address, num_workers, batch_size, shard_size, path_column, options)
     paths, page_list = _documents(inputs, pages, json_out, overwrite)
     if vis_dir:
         refuse_existing([Path(vis_dir) / _vis_name(p, None, "ocr") for p in paths
                          if p.suffix.lower() != ".pdf"], overwrite)
     use_cls = use_angle_cls or cls_path is not None
-    system = _system(det=_model(det, "det", ocr_version, lang),
-                     rec=_model(rec, "rec", ocr_version, lang),
-                     cls=_model(cls_path, "cls", ocr_version, lang) if use_cls else None,
+    # compiled and aoti forms are made from checkpoint paths (aoti: cached by checksum)
+    get = _model if model_engine == "eager" else _cached
+    if model_engine != "eager":
+        options["engine"] = model_engine
+    system = _system(det=get(det, "det", ocr_version, lang),
+                     rec=get(rec, "rec", ocr_version, lang),
+                     cls=get(cls_path, "cls", ocr_version, lang) if use_cls else None,
                      threads=threads, **options)
     if vis_dir:
         from ..pipeline.visualize import draw, find_font

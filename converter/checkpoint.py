@@ -96,9 +96,13 @@ def read(path):
     return state, meta
 
 
-def load_model(path, map_location="cpu"):
+def load_model(path, map_location="cpu", fuse=True):
     """The ready model (eval mode) of a ptocr checkpoint, or of a Hugging Face transformers
-    folder of a class ptocr maps (converter/hf.py); meta is kept as ``model.ptocr_meta``."""
+    folder of a class ptocr maps (converter/hf.py); meta is kept as ``model.ptocr_meta``.
+
+    ``fuse`` (default): the fast eval form (models/fuse.py: rep blocks in deploy form, conv+BN
+    pairs folded, found on an example input at the table's smallest shape); ``fuse=False``:
+    the exact training form the checkpoint holds, for fine-tuning."""
     from ..models import build
     from . import hf
 
@@ -113,7 +117,38 @@ def load_model(path, map_location="cpu"):
     if meta.get("processing") is None and meta.get("arch"):
         meta["processing"] = _table_processing(meta["arch"])
     model.ptocr_meta = meta
-    return model.to(map_location).eval()
+    model = model.to(map_location).eval()
+    if fuse:
+        from ..models.fuse import fuse as fuse_model
+
+        fuse_model(model, example_inputs(meta, map_location),
+                   channels_last=channels_last(meta))
+    return model
+
+
+# channels_last weights where measured faster on CPU (scripts/bench_ocr.py, README
+# Benchmarks): per task; tasks not listed keep the contiguous layout
+CHANNELS_LAST = {}
+
+
+def channels_last(meta):
+    return CHANNELS_LAST.get((meta.get("extra") or {}).get("task"), False)
+
+
+def example_inputs(meta, device="cpu"):
+    """A tuple of inputs the model accepts: the smallest shape of its table's verifier inputs,
+    batch 1 (None when the table names none)."""
+    from .mapping import find_arch
+
+    try:
+        spec = find_arch(meta.get("arch") or "")
+    except PtocrError:
+        return None
+    shapes = [list(s) for s in spec.inputs.get("shapes") or []]
+    if not shapes:
+        return None
+    shape = min(shapes, key=lambda s: torch.Size(s[1:]).numel())
+    return (torch.zeros([1] + shape[1:], device=device),)
 
 
 def _table_processing(arch):

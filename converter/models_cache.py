@@ -187,7 +187,10 @@ def from_paddle(path, rec_dict=None, use_space_char=None, task=None):
         "arch": conv.spec.name, "config": conv.config, "source": conv.weights.sources(),
         "parity": {"verified": False, "reason": "converted on the fly"},
         "extra": {"task": conv.spec.task, **(chars or {})}, "processing": conv.processing}
-    _CONVERTED[key] = conv.model.eval()
+    from ..models.fuse import fuse
+    from .checkpoint import example_inputs
+
+    _CONVERTED[key] = fuse(conv.model.eval(), example_inputs(conv.model.ptocr_meta))
     return _CONVERTED[key]
 
 
@@ -213,7 +216,9 @@ def resolve(spec, task, ocr_version=None, lang=None, manifest=None, verify=True,
         raise PtocrError(f"{path}: no such file or directory")
     if path.suffix in (".pdparams", ".pdiparams", ".pdmodel", ".json"):
         return from_paddle(path, rec_dict, use_space_char, task)
-    return load_model(path)
+    from .export import is_artifact, load_artifact
+
+    return load_artifact(path) if is_artifact(path) else load_model(path)
 
 
 def cached():

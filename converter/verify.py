@@ -67,13 +67,16 @@ def import_paddle_inference():
 class PaddleProgram:
     """A Paddle inference program run by Paddle Inference on CPU."""
 
-    def __init__(self, weights):
+    def __init__(self, weights, mkldnn=False):
         pi = import_paddle_inference()
 
         program, params = [str(p) for p in weights.files[:2]]
         config = pi.Config(program, params)
         config.disable_gpu()
-        config.disable_mkldnn()  # PIR programs fail with MKLDNN here; keep both alike
+        if mkldnn:  # speed baselines; PIR programs fail with it in paddle 3.3.1 (README)
+            config.enable_mkldnn()
+        else:
+            config.disable_mkldnn()  # PIR programs fail with MKLDNN here; keep both alike
         config.disable_glog_info()
         config.set_cpu_math_library_num_threads(torch.get_num_threads())
         self.predictor = pi.create_predictor(config)
@@ -108,11 +111,11 @@ class PaddleModule(torch.nn.Module):
     """A Paddle inference program standing in for a torch model (first output), so the OCR
     pipeline can run Paddle's models as a reference or a benchmark baseline."""
 
-    def __init__(self, path, task, meta=None):
+    def __init__(self, path, task, meta=None, mkldnn=False):
         super().__init__()
         from . import formats
 
-        self.program = PaddleProgram(formats.read(path))
+        self.program = PaddleProgram(formats.read(path), mkldnn)
         self.ptocr_meta = meta or {"extra": {"task": task}}
 
     def forward(self, x):
@@ -257,10 +260,11 @@ def verify(weights, model, spec, images=True):
         unavailable = None
     except Float64Unavailable as exc:
         refs64, unavailable = None, str(exc)
-    rows = []
+    rows, paddle_refs = [], []
     exact_model = None
     for index, (label, x) in enumerate(inputs):
         ref_outs = paddle_prog(x)
+        paddle_refs.append(ref_outs)
         outs = torch_outputs(model, x)
         if len(ref_outs) != len(outs):
             rows.append({"input": label, "output": 0, "pass": False,
@@ -285,9 +289,11 @@ def verify(weights, model, spec, images=True):
             rows.append({"input": label, "output": i, **fig,
                          "input_shape": [list(a.shape) for a in x] if isinstance(x, list)
                          else list(x.shape)})
+    fused = fused_form_report(model, spec, inputs, paddle_refs, refs64)
     report = {
         "arch": spec.name,
-        "passed": all(r["pass"] for r in rows) and bool(rows),
+        "passed": all(r["pass"] for r in rows) and bool(rows) and fused["passed"],
+        "fused": fused,
         "judged_in": "float64" if refs64 is not None else "float32",
         "tolerance": {"float64_max_abs": FLOAT64_MAX_ABS, **spec.tolerance},
         "results": rows,
@@ -306,6 +312,41 @@ def verify(weights, model, spec, images=True):
                                       if refs64 is not None else
                                       localise(weights, model, spec, x0))
     return report
+
+
+def fused_form_report(model, spec, inputs, paddle_refs, refs64):
+    """The fast eval form ``ptocr.load`` gives (models/fuse.py: conv+BN folded, rep blocks in
+    deploy form) judged exactly as the model itself, on the same inputs against the same
+    Paddle outputs (float64 when available); part of the verdict."""
+    from ..models.fuse import fuse
+    from .float64 import torch_float64, torch_outputs64
+
+    if not inputs:
+        return {"passed": False, "results": []}
+    fused = fuse(copy.deepcopy(model), (torch.from_numpy(inputs[0][1]),))
+    fused64 = torch_float64(fused) if refs64 is not None else None
+    exact_model, out_rows = None, []
+    for index, ((label, x), ref_outs) in enumerate(zip(inputs, paddle_refs)):
+        outs = torch_outputs(fused, x)
+        if len(ref_outs) != len(outs):
+            out_rows.append({"input": label, "pass": False})
+            continue
+        outs64 = torch_outputs64(fused64, x) if fused64 is not None else None
+        for i, (ref, out) in enumerate(zip(ref_outs, outs)):
+            fig = compare(ref, out, spec.task, spec.tolerance, i)
+            if "max_abs" in fig and fused64 is not None:
+                _judge_float64(fig, ref, out, refs64[index][i], outs64[i], spec.task,
+                               spec.tolerance, i)
+            elif _fails_on_rounding_only(fig, spec.tolerance):
+                exact_model = exact_model or torch_float64(fused)
+                _judge_exact(fig, ref, torch_outputs(exact_model, x.astype(np.float64))[i],
+                             spec.tolerance)
+            out_rows.append({"input": label, "output": i, **fig})
+    info = getattr(fused, "ptocr_fused", {})
+    f64 = [r["float64"]["max_abs"] for r in out_rows if "max_abs" in r.get("float64", {})]
+    return {**info, "passed": bool(out_rows) and all(r["pass"] for r in out_rows),
+            "max_abs": max((r.get("max_abs", float("inf")) for r in out_rows), default=None),
+            "float64_max_abs": max(f64) if f64 else None, "results": out_rows}
 
 
 def versions():
@@ -386,6 +427,15 @@ def format_table(report):
     if div:
         lines.append(f"first diverging module: {div['module']} ({div['type']}), paddle var "
                      f"{div['paddle_var']}: max_abs {div['max_abs']:.3g}")
+    fused = report.get("fused")
+    if fused:
+        f64 = fused.get("float64_max_abs")
+        lines.append(f"fused form ({fused.get('folded', 0)} conv+BN folded, "
+                     f"{fused.get('rep_blocks', 0)} rep blocks): "
+                     + (f"float64 max_abs {f64:.3g}, " if f64 is not None else "")
+                     + (f"fp32 max_abs {fused['max_abs']:.3g}"
+                        if fused.get("max_abs") is not None else "no outputs")
+                     + f"  {'ok' if fused['passed'] else 'FAIL'}")
     lines.append(f"parity {'PASSED' if report['passed'] else 'FAILED'}: {summary(report)}; "
                  f"{report['seconds']:.2f}s")
     return "\n".join(lines)

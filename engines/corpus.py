@@ -9,7 +9,7 @@ from .sources import list_source
 
 def run_corpus(sources, out_dir, det, rec, cls=None, engine="local", fmt="parquet",
                path_column="path", shard_size=1000, address=None, num_workers=None,
-               batch_size=8, threads=None, progress_bar=True, **options):
+               batch_size=8, threads=None, progress_bar=True, model_engine="eager", **options):
     """Rows for every image of the SOURCES not already in OUT_DIR with the same model
     checksums. ``threads``: torch threads of the in-process system, or of each Ray worker
     (default there: 1); rows are bitwise identical across engines at equal thread counts
@@ -36,6 +36,10 @@ def run_corpus(sources, out_dir, det, rec, cls=None, engine="local", fmt="parque
     bar = tqdm(total=len(paths), initial=len(paths) - len(todo), unit="img", desc="ocr",
                disable=not progress_bar or None, dynamic_ncols=True)
     kwargs = dict(det=str(det), rec=str(rec), cls=str(cls) if cls else None, **options)
+    if model_engine != "eager":  # compiled/aoti forms in this process (Ray workers: eager)
+        if engine == "ray":
+            raise PtocrError("Ray workers run the eager models; compiled/aoti run in-process")
+        kwargs["engine"] = model_engine
     try:
         if todo and engine == "local":
             from .local import run_local

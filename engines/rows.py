@@ -41,12 +41,16 @@ def models_key(paths):
                       sort_keys=True)
 
 
-def ocr_row(system, path, models):
-    """The row of one image (errors of reading become the row's error)."""
+def ocr_row(system, path, models, img=None, error=None):
+    """The row of one image (errors of reading become the row's error); ``img``/``error``:
+    the image already decoded (engines.local's DataLoader workers) or why it could not be."""
     from ..pipeline import read_image
 
+    if error is not None:
+        return {"path": path, "lines": [], "width": None, "height": None,
+                "error": error, "models": models}
     try:
-        img = read_image(path)
+        img = read_image(path) if img is None else img
     except (ValueError, OSError) as exc:
         return {"path": path, "lines": [], "width": None, "height": None,
                 "error": str(exc), "models": models}

@@ -16,13 +16,22 @@ from .options import split_options
 from .registry import build_postprocess, build_transforms, transform
 
 
-def _model(spec, task):
+ENGINES = ("eager", "compiled", "aoti")
+
+
+def _model(spec, task, engine=None):
+    if engine not in (None, "eager") and engine not in ENGINES:
+        raise PtocrError(f"unknown engine {engine!r} ({', '.join(ENGINES)})")
     if spec is None or isinstance(spec, torch.nn.Module):
         model = spec
+        if engine not in (None, "eager") and model is not None and \
+                not hasattr(model, "ptocr_artifact") and not hasattr(model, "_orig_mod"):
+            raise PtocrError(f"engine {engine} needs the {task} model as a checkpoint path "
+                             "(or an exported artifact), not a loaded module")
     else:
         from .. import load
 
-        model = load(spec)
+        model = load(spec, engine=engine or "eager")
     if model is None:
         return None
     meta = getattr(model, "ptocr_meta", {}) or {}
@@ -84,14 +93,18 @@ class OCR:
     ``classify``: PaddleOCR's predict_det / predict_rec / predict_cls alone).
     """
 
-    def __init__(self, det, rec, cls=None, threads=None, **options):
+    def __init__(self, det, rec, cls=None, threads=None, engine="eager", **options):
         self.opt, overrides = split_options(options)
         if threads:
             torch.set_num_threads(threads)
+        # engine: eager modules, torch.compile (checked against eager), or AOTInductor
+        # packages (ptocr export, made once and cached); see ptocr.load
+        det, cls = (_model(m, t, engine) if m is not None else None
+                    for m, t in ((det, "det"), (cls, "cls")))
         self.det = Stage(det, "det", overrides.get("det")) if det is not None else None
         self.rec = None
         if rec is not None:
-            rec_model = _model(rec, "rec")
+            rec_model = _model(rec, "rec", engine)
             extra = (getattr(rec_model, "ptocr_meta", {}) or {}).get("extra") or {}
             self.rec = Stage(rec_model, "rec", overrides.get("rec"),
                              character_dict=extra.get("character_dict"),

@@ -1,10 +1,19 @@
-"""Benchmark: end-to-end OCR time per image, ptocr (torch) against Paddle Inference running
-the same three official models inside the same pre/post-processing, in one run.
+"""Benchmark: end-to-end OCR (det -> cls -> rec) time per image on the test images, one run,
+--threads CPU threads everywhere:
 
-(PaddleOCR's own package cannot share the project's environment, so the baseline is Paddle
-Inference with our pipeline code: the ratio isolates the model runtime.)
+  * ptocr.OCR with each --engines form (eager = ptocr.load's fused form; compiled; aoti);
+  * RapidOCR (rapidocr-onnxruntime==1.4.4: ONNX Runtime on its ONNX files of the same official
+    PP-OCRv4 det/rec and v2.0 cls), set to PaddleOCR's predict_system values ptocr uses (det
+    limit side 960 'max', box thresh 0.6, unclip 1.5, no dilation, cls on);
+  * Paddle Inference with MKLDNN on, running the same three official models inside ptocr's
+    pipeline code (so the ratio isolates the model runtime), in a child process: in one
+    process paddle's OpenMP threads and torch's fight over the cores.
+
+Times are the best of --rounds passes over the images after one warm-up image.
 """
 
+import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -19,6 +28,7 @@ ARCHS = {"det": "PP-OCRv4_mobile_det", "rec": "PP-OCRv4_mobile_rec",
 
 
 def per_image(ocr, images, rounds):
+    ocr(images[0])  # warm up
     best = float("inf")
     for _ in range(rounds):
         start = time.perf_counter()
@@ -28,12 +38,56 @@ def per_image(ocr, images, rounds):
     return best
 
 
-def main(rounds=2):
-    import ptocr
-    from ptocr.converter.verify import PaddleModule
+def load_images():
     from ptocr.pipeline import read_image
 
-    images = [read_image(p) for p in sorted(IMAGES.glob("*.jpg"))]
+    return [read_image(p) for p in sorted(IMAGES.iterdir())
+            if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
+
+
+def rapidocr(threads):
+    from rapidocr_onnxruntime import RapidOCR
+
+    engine = RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1,
+                      det_limit_side_len=960, det_limit_type="max", det_box_thresh=0.6,
+                      det_unclip_ratio=1.5, det_use_dilation=False, use_cls=True)
+    return lambda img: engine(img)
+
+
+def paddle_worker(ckpt_dir, threads, rounds, out):
+    import torch
+
+    import ptocr
+    from ptocr.converter.verify import PaddleModule
+
+    torch.set_num_threads(threads)
+    models = {task: PaddleModule(MODELS / arch, task,
+                                 ptocr.load(Path(ckpt_dir) / f"{arch}.pth").ptocr_meta,
+                                 mkldnn=True)
+              for task, arch in ARCHS.items()}
+    for m in models.values():  # paddle's CPU threads
+        m.program.predictor  # noqa: B018
+    ocr = ptocr.OCR(**models)
+    Path(out).write_text(json.dumps({"seconds": per_image(ocr, load_images(), rounds)}))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--engines", default="eager", help="ptocr engines, comma list of "
+                    "eager,compiled,aoti (aoti compiles each model once into $PTOCR_HOME)")
+    ap.add_argument("--paddle-worker", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.paddle_worker:
+        return paddle_worker(*args.paddle_worker, args.threads, args.rounds, )
+    import torch
+
+    import ptocr
+
+    torch.set_num_threads(args.threads)
+    images = load_images()
+    results = {}
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = {}
         for task, arch in ARCHS.items():
@@ -41,15 +95,25 @@ def main(rounds=2):
             subprocess.run([sys.executable, "-m", "ptocr", "convert", "--arch", arch,
                             "--paddle-dir", str(MODELS / arch), "--out", str(ckpt[task]),
                             "--no-verify"], check=True, capture_output=True)
-        ours = ptocr.OCR(**{k: str(v) for k, v in ckpt.items()})
-        # the same processing and dictionary as ours, from the checkpoints
-        paddle = ptocr.OCR(**{task: PaddleModule(MODELS / ARCHS[task], task,
-                                                 ptocr.load(ckpt[task]).ptocr_meta)
-                              for task in ckpt})
-        ours(images[0]), paddle(images[0])  # warm up
-        t_ours, t_paddle = per_image(ours, images, rounds), per_image(paddle, images, rounds)
-    print(f"OCR per image over {len(images)} images: ptocr {t_ours:.3f}s, Paddle Inference "
-          f"{t_paddle:.3f}s, ratio {t_ours / t_paddle:.2f} (lower is faster)")
+        for engine in args.engines.split(","):
+            started = time.perf_counter()
+            ocr = ptocr.OCR(**{k: str(v) for k, v in ckpt.items()}, engine=engine)
+            ready = time.perf_counter() - started
+            results[f"ptocr ({engine})"] = (per_image(ocr, images, args.rounds), ready)
+        results["RapidOCR (ONNX Runtime)"] = (per_image(rapidocr(args.threads), images,
+                                                        args.rounds), None)
+        out = Path(tmp) / "paddle.json"
+        subprocess.run([sys.executable, __file__, "--paddle-worker", tmp, str(out),
+                        "--threads", str(args.threads), "--rounds", str(args.rounds)],
+                       check=True, capture_output=True)
+        results["Paddle Inference MKLDNN (same pipeline)"] = (
+            json.loads(out.read_text())["seconds"], None)
+    rapid = results["RapidOCR (ONNX Runtime)"][0]
+    print(f"OCR per image over {len(images)} images (det+cls+rec), {args.threads} threads, "
+          f"best of {args.rounds}:")
+    for name, (sec, ready) in results.items():
+        extra = f", ready in {ready:.1f}s" if ready is not None else ""
+        print(f"  {name:42} {sec:.3f}s  x RapidOCR {sec / rapid:.2f}{extra}")
 
 
 if __name__ == "__main__":
