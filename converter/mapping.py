@@ -319,10 +319,22 @@ def _map_by_name(weights, targets, model, spec):
             report.ignored.append(paddle_name)
         else:
             unmatched.append(paddle_name if name == paddle_name else f"{paddle_name} (as {name})")
+    for name in _paddle_computed(model):  # exports hold them, training checkpoints do not
+        if name in targets and name not in state:
+            state[name] = targets[name][0].detach().clone()
     missing = [n for n in targets if n not in state]
     _raise_if_problems(unmatched, missing, conflicts, spec.name)
     report.mapped = len(state)
     return state, report
+
+
+def _paddle_computed(model):
+    """Persistent buffers a module computes from its configuration that Paddle keeps as plain
+    tensors (STN's TPS matrices): an export stores Paddle's values (taken from there), a
+    training checkpoint does not (the module's own values stay): ``paddle_computed``."""
+    return {f"{mod_name}.{n}" if mod_name else n
+            for mod_name, module in model.named_modules()
+            for n in getattr(module, "paddle_computed", ())}
 
 
 def _raise_if_problems(unmatched, missing, conflicts, arch, extra=""):
