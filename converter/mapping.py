@@ -237,7 +237,11 @@ def _unstructured_value(rule, weights):
         if weights.program is None:
             raise MappingError("cannot read the class count: no program")
         last = list(weights.program.first_use())[-1]
-        return int(weights.tensors[last].shape[rule["last_param_dim"]]) + rule.get("offset", 0)
+        shape = weights.tensors[last].shape
+        if rule["last_param_dim"] >= len(shape):  # another family's classifier layout
+            raise MappingError(f"the program's last parameter {last} {list(shape)} has no "
+                               f"dimension {rule['last_param_dim']}")
+        return int(shape[rule["last_param_dim"]]) + rule.get("offset", 0)
     return rule
 
 
@@ -447,7 +451,8 @@ def _map_by_program(weights, targets, model, spec, example_input):
         allowed = OP_TYPES.get(owner)
         if tuple(array.shape) != tuple(tensor.shape) or (allowed and op_type not in allowed):
             conflicts.append(f"#{i} {pname} ({op_type}, {list(array.shape)}) -> {tname} "
-                             f"({owner.__name__}, {list(tensor.shape)})")
+                             f"({getattr(owner, '__name__', 'held by a parent module')}, "
+                             f"{list(tensor.shape)})")
             if len(conflicts) >= 3:
                 break  # after the first misalignment everything after it is off too
             continue
