@@ -247,7 +247,11 @@ def _unstructured_value(rule, weights):
         if weights.program is None:
             raise MappingError("cannot read the class count: no program")
         last = list(weights.program.first_use())[-1]
-        return int(weights.tensors[last].shape[rule["last_param_dim"]]) + rule.get("offset", 0)
+        shape = weights.tensors[last].shape
+        if rule["last_param_dim"] >= len(shape):  # another family's classifier layout
+            raise MappingError(f"the program's last parameter {last} {list(shape)} has no "
+                               f"dimension {rule['last_param_dim']}")
+        return int(shape[rule["last_param_dim"]]) + rule.get("offset", 0)
     return rule
 
 
@@ -341,6 +345,10 @@ def _map_by_name(weights, targets, model, spec, rename=None, fill=(), paddle_lay
         if value is not None:
             state[name] = torch.full_like(tensor, float(value))
             report.filled.append(name)
+
+    for name in _paddle_computed(model):  # exports hold them, training checkpoints do not
+        if name in targets and name not in state:
+            state[name] = targets[name][0].detach().clone()
     missing = [n for n in targets if n not in state]
     _raise_if_problems(unmatched, missing, conflicts, spec.name)
     report.mapped = len(state) - len(report.filled)
@@ -363,6 +371,15 @@ def map_named(tensors, model, name, rename, fill=(), ignore=()):
         if key.endswith("num_batches_tracked"):
             state[key] = torch.zeros_like(tensor)
     return state, report
+
+
+def _paddle_computed(model):
+    """Persistent buffers a module computes from its configuration that Paddle keeps as plain
+    tensors (STN's TPS matrices): an export stores Paddle's values (taken from there), a
+    training checkpoint does not (the module's own values stay): ``paddle_computed``."""
+    return {f"{mod_name}.{n}" if mod_name else n
+            for mod_name, module in model.named_modules()
+            for n in getattr(module, "paddle_computed", ())}
 
 
 def _raise_if_problems(unmatched, missing, conflicts, arch, extra=""):
@@ -475,7 +492,8 @@ def _map_by_program(weights, targets, model, spec, example_input):
         allowed = OP_TYPES.get(owner)
         if tuple(array.shape) != tuple(tensor.shape) or (allowed and op_type not in allowed):
             conflicts.append(f"#{i} {pname} ({op_type}, {list(array.shape)}) -> {tname} "
-                             f"({owner.__name__}, {list(tensor.shape)})")
+                             f"({getattr(owner, '__name__', 'held by a parent module')}, "
+                             f"{list(tensor.shape)})")
             if len(conflicts) >= 3:
                 break  # after the first misalignment everything after it is off too
             continue
