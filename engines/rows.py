@@ -6,13 +6,13 @@ are written whole (temp file + rename) so an interrupted run leaves only complet
 a re-run skips the paths already present with the same model checksums.
 """
 
-import hashlib
 import json
 import os
 import uuid
 from pathlib import Path
 
 from ..errors import PtocrError
+from ..fileutil import file_sha256
 
 SHARD_PREFIX = "part-"
 
@@ -25,14 +25,6 @@ def schema():
     return pa.schema([("path", pa.string()), ("lines", pa.list_(line)),
                       ("width", pa.int32()), ("height", pa.int32()), ("error", pa.string()),
                       ("models", pa.string())])
-
-
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def models_key(paths):
