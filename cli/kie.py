@@ -1,13 +1,12 @@
 """kie: key information extraction (SER labels per OCR line, RE question -> answer links)."""
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
 from ..errors import PtocrError
-from .main import debug_option, main, refuse_existing
+from .main import ImageRun, debug_option, main, refuse_existing
 from .ocr import IMAGE_SUFFIXES, _collect, _with_ocr_options
 
 
@@ -40,11 +39,8 @@ def kie(inputs, det, rec, ser, re_path, tokenizer, ser_dict_path, json_out, vis_
     Exit 0 when every image was labelled, 1 when some could not be read or held no text (the
     others are still written), 2 when none was.
     """
-    from tqdm import tqdm
-
     from ..converter.checkpoint import write_bytes_atomic
     from ..pipeline.kie import KIE, NoTextError, draw_kie
-    from ..pipeline.preprocess import read_image
 
     images = _collect(inputs, IMAGE_SUFFIXES)
     planned = [json_out] + ([Path(vis_dir) / (p.stem + "_kie.jpg") for p in images]
@@ -59,19 +55,8 @@ def kie(inputs, det, rec, ser, re_path, tokenizer, ser_dict_path, json_out, vis_
                      threads=threads, ser_dict_path=ser_dict_path, **options)
     except ValueError as exc:
         raise PtocrError(str(exc)) from None
-    results, failed = {}, 0
-    for path in tqdm(images, desc="kie", unit="img", disable=None):
-        try:
-            img = read_image(path)
-            res = system(img)
-        except NoTextError as exc:
-            failed += 1
-            tqdm.write(f"warning: {path}: {exc}; skipped", file=sys.stderr)
-            continue
-        except (ValueError, OSError) as exc:
-            failed += 1
-            tqdm.write(f"warning: {exc}; skipped", file=sys.stderr)
-            continue
+    results, run = {}, ImageRun(images, system, "kie", empty_errors=(NoTextError,))
+    for path, img, res in run:
         results[path.name] = res
         if vis_dir:
             import cv2
@@ -81,7 +66,7 @@ def kie(inputs, det, rec, ser, re_path, tokenizer, ser_dict_path, json_out, vis_
             write_bytes_atomic(Path(vis_dir) / (path.stem + "_kie.jpg"), data.tobytes(),
                                overwrite=overwrite)
     if not results:
-        raise PtocrError(f"no image gave KIE results ({failed} of {len(images)} could not be "
+        raise PtocrError(f"no image gave KIE results ({run.failed} of {len(images)} could not be "
                          "read or held no text)", exit_code=2)
     text = json.dumps(results, ensure_ascii=False, indent=1)
     if json_out:
@@ -89,5 +74,5 @@ def kie(inputs, det, rec, ser, re_path, tokenizer, ser_dict_path, json_out, vis_
         click.echo(f"wrote {json_out} ({len(results)} images)", err=True)
     else:
         click.echo(text)
-    if failed:
-        raise PtocrError(f"{failed} of {len(images)} images gave no KIE result", exit_code=1)
+    if run.failed:
+        raise PtocrError(f"{run.failed} of {len(images)} images gave no KIE result", exit_code=1)

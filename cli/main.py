@@ -69,3 +69,42 @@ def refuse_existing(paths, overwrite):
     for path in paths:
         if path and Path(path).exists() and not overwrite:
             raise PtocrError(f"{path}: already exists (pass --overwrite to replace it)")
+
+
+class ImageRun:
+    """Iterate ``(path, image, result)`` over images for a batch command: an image that cannot
+    be read, that the system rejects (ValueError) or whose result is empty is reported on one
+    ``warning:`` line and counted in ``failed``; the others go on."""
+
+    def __init__(self, images, system, desc, empty_message=None, empty_errors=()):
+        self.images, self.system, self.desc = images, system, desc
+        self.empty_message, self.empty_errors = empty_message, tuple(empty_errors)
+        self.failed = 0
+
+    def _skip(self, message):
+        import sys
+
+        from tqdm import tqdm
+
+        self.failed += 1
+        tqdm.write(f"warning: {message}; skipped", file=sys.stderr)
+
+    def __iter__(self):
+        from tqdm import tqdm
+
+        from ..pipeline.preprocess import read_image
+
+        for path in tqdm(self.images, desc=self.desc, unit="img", disable=None):
+            try:
+                img = read_image(path)
+                res = self.system(img)
+            except self.empty_errors as exc:
+                self._skip(f"{path}: {exc}")
+                continue
+            except (ValueError, OSError) as exc:
+                self._skip(str(exc))
+                continue
+            if self.empty_message and not res:
+                self._skip(f"{path}: {self.empty_message}")
+                continue
+            yield path, img, res

@@ -3,7 +3,6 @@ and PDFs. Without model paths they take the default models of --ocr-version/--la
 model cache (fetched, converted and verified once; `ptocr models`)."""
 
 import json
-import sys
 from pathlib import Path
 
 import click

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import PtocrError
-from .main import debug_option, main, refuse_existing
+from .main import ImageRun, debug_option, main, refuse_existing
 from .ocr import IMAGE_SUFFIXES, _collect, _with_ocr_options
 
 
@@ -38,7 +38,6 @@ def structure(inputs, layout_path, table_path, det, rec, cls_path, out_dir, thre
     from tqdm import tqdm
 
     from ..converter.checkpoint import write_bytes_atomic
-    from ..pipeline.preprocess import read_image
     from ..pipeline.structure import Structure, draw_regions, figure_name, to_markdown
     from ..pipeline.table import html_to_xlsx
 
@@ -52,19 +51,8 @@ def structure(inputs, layout_path, table_path, det, rec, cls_path, out_dir, thre
     except ValueError as exc:
         raise PtocrError(str(exc)) from None
     out.mkdir(parents=True, exist_ok=True)
-    failed, done = 0, 0
-    for path in tqdm(images, desc="structure", unit="img", disable=None):
-        try:
-            img = read_image(path)
-            regions = system(img)
-        except (ValueError, OSError) as exc:
-            failed += 1
-            tqdm.write(f"warning: {exc}; skipped", file=sys.stderr)
-            continue
-        if not regions:
-            failed += 1
-            tqdm.write(f"warning: {path}: no layout region found; skipped", file=sys.stderr)
-            continue
+    done, run = 0, ImageRun(images, system, "structure", "no layout region found")
+    for path, img, regions in run:
         import cv2
 
         crops = out / path.stem
@@ -92,8 +80,8 @@ def structure(inputs, layout_path, table_path, det, rec, cls_path, out_dir, thre
         kinds = ", ".join(f"{k} {sum(r['type'] == k for r in regions)}"
                           for k in dict.fromkeys(r["type"] for r in regions))
         tqdm.write(f"{path.name}: {len(regions)} regions ({kinds})", file=sys.stderr)
-    if failed:
-        raise PtocrError(f"{failed} of {len(images)} images gave no structure",
+    if run.failed:
+        raise PtocrError(f"{run.failed} of {len(images)} images gave no structure",
                          exit_code=2 if not done else 1)
 
 

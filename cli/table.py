@@ -1,13 +1,12 @@
 """table: table images to HTML and Excel (structure model + OCR + cell matching)."""
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
 from ..errors import PtocrError
-from .main import debug_option, main, refuse_existing
+from .main import ImageRun, debug_option, main, refuse_existing
 from .ocr import IMAGE_SUFFIXES, _collect, _with_ocr_options
 
 
@@ -36,10 +35,7 @@ def table(inputs, table_path, det, rec, html_dir, xlsx_dir, json_out, vis_dir, t
     Exit 0 when every image gave a table, 1 when some could not be read or held no table
     (the others are still written), 2 when none gave one.
     """
-    from tqdm import tqdm
-
     from ..converter.checkpoint import write_bytes_atomic
-    from ..pipeline.preprocess import read_image
     from ..pipeline.table import NoTableError, TableRecognizer, draw_cells, html_to_xlsx
 
     images = _collect(inputs, IMAGE_SUFFIXES)
@@ -58,19 +54,8 @@ def table(inputs, table_path, det, rec, html_dir, xlsx_dir, json_out, vis_dir, t
     for folder in (html_dir, xlsx_dir, vis_dir):
         if folder:
             Path(folder).mkdir(parents=True, exist_ok=True)
-    results, failed = {}, 0
-    for path in tqdm(images, desc="table", unit="img", disable=None):
-        try:
-            img = read_image(path)
-            res = system(img)
-        except NoTableError as exc:
-            failed += 1
-            tqdm.write(f"warning: {path}: {exc}; skipped", file=sys.stderr)
-            continue
-        except (ValueError, OSError) as exc:
-            failed += 1
-            tqdm.write(f"warning: {exc}; skipped", file=sys.stderr)
-            continue
+    results, run = {}, ImageRun(images, system, "table", empty_errors=(NoTableError,))
+    for path, img, res in run:
         results[path.name] = res
         if html_dir:
             write_bytes_atomic(Path(html_dir) / (path.stem + ".html"),
@@ -90,6 +75,6 @@ def table(inputs, table_path, det, rec, html_dir, xlsx_dir, json_out, vis_dir, t
         click.echo(f"wrote {json_out} ({len(results)} tables)", err=True)
     elif not (html_dir or xlsx_dir or vis_dir):
         click.echo(text)
-    if failed:
-        raise PtocrError(f"{failed} of {len(images)} images gave no table",
+    if run.failed:
+        raise PtocrError(f"{run.failed} of {len(images)} images gave no table",
                          exit_code=2 if not results else 1)
