@@ -23,7 +23,7 @@ from test_paddle_names import NAMES_DIR
 from ptocr.converter import formats
 from ptocr.converter.convert import convert
 from ptocr.converter.mapping import find_arch, spec_from_dict
-from ptocr.converter.verify import PaddleProgram, verify
+from ptocr.converter.verify import verify
 from ptocr.pipeline import read_image
 from ptocr.pipeline.postprocess.pg import OUTPUT_NAMES, PGPostProcess
 from ptocr.pipeline.registry import build_transforms, transform
@@ -31,6 +31,12 @@ from ptocr.pipeline.registry import build_transforms, transform
 ARCH = "e2e_r50_vd_pg"
 SIDE = 128  # E2EResizeForTest max_side_len of the tests: the real image at 128 px high
 IC15 = (Path(ptocr.__file__).parent / "dicts" / "ic15_dict.txt").read_text().splitlines()
+
+
+def invoke(*args):
+    from ptocr.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def small_table():
@@ -41,7 +47,7 @@ def small_table():
     data["PreProcess"]["transform_ops"][0] = {
         "E2EResizeForTest": {"max_side_len": SIDE, "valid_set": "totaltext"}}
     data.update(name=f"{ARCH}-test", aliases=[],
-                inputs={"shapes": [[1, 3, 64, 128]], "images": ["images/11.jpg"]})
+                inputs={"shapes": [[1, 3, 64, 64]], "images": ["images/11.jpg"]})
     return data
 
 
@@ -52,13 +58,14 @@ def exports(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def converted(exports, tmp_path_factory):
-    """The 2.x program through `ptocr convert --arch TABLE.yaml` (verified): (pth, report)."""
+    """The 2.x program through `ptocr convert --arch TABLE.yaml` (the command, in this
+    process; verified): (pth, report)."""
     out = tmp_path_factory.mktemp("pg-converted")
     table = out / "table.yaml"
     table.write_text(yaml.safe_dump(small_table()))
-    res = run_cli("convert", "--arch", table, "--paddle-dir", exports["pdmodel"], "--out",
-                  out / "pg.pth", "--report", out / "report.json", "--require-verify")
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    res = invoke("convert", "--arch", table, "--paddle-dir", exports["pdmodel"], "--out",
+                 out / "pg.pth", "--report", out / "report.json", "--require-verify")
+    assert res.exit_code == 0, res.stdout[-3000:] + res.stderr[-2000:]
     return out / "pg.pth", json.loads((out / "report.json").read_text())
 
 
@@ -80,7 +87,7 @@ def test_pir_program_converts_and_verifies(exports):
     conv = convert(None, weights=weights, spec=spec)
     assert conv.report.method == "program order"
     assert conv.config["Head"]["character_length"] == 37  # read from the program
-    report = verify(weights, conv.model, spec)
+    report = verify(weights, conv.model, spec, images=False)  # real images: the 2.x test
     assert report["passed"], report["results"]
     assert max(r["max_abs"] for r in report["results"]) < 1e-4
 
@@ -175,21 +182,23 @@ def test_pg_postprocess_matches_paddleocr_on_known_words(params):
     assert xs.min() < 10 and xs.max() > 70
 
 
-def real_image_maps(pth, testdata):
-    model = ptocr.load(pth)
+@pytest.fixture(scope="module")
+def image_maps(converted, testdata):
+    """The converted network's maps of a real image through its checkpoint's processing:
+    (maps in program order, the prepared data, a centre-line threshold). Random weights
+    mark no real text, so the cut is the score map's 80th percentile (dozens of skeleton
+    pieces) and the random character logits spell random strings."""
+    model = ptocr.load(converted[0])
     pre = build_transforms(model.ptocr_meta["processing"]["PreProcess"])
     data = transform(pre, {"image": read_image(testdata / "images" / "11.jpg")})
     with torch.inference_mode():
         out = model(torch.from_numpy(data["image"][None]))
-    return [o.numpy() for o in out.values()], data
+    preds = [o.numpy() for o in out.values()]
+    return preds, data, float(np.percentile(preds[3], 80))
 
 
-def test_pg_postprocess_matches_paddleocr_on_network_maps(converted, testdata):
-    """The converted network's maps of a real image; random weights mark no real text, so
-    the centre-line cut is the score map's 80th percentile (dozens of skeleton pieces) and
-    the random character logits spell random strings, read by both the same way."""
-    preds, data = real_image_maps(converted[0], testdata)
-    thresh = float(np.percentile(preds[3], 80))
+def test_pg_postprocess_matches_paddleocr_on_network_maps(image_maps):
+    preds, data, thresh = image_maps
     shape = np.array([data["shape"]])
     for params in PARAMS:
         ref = paddleocr_pg(preds, shape, score_thresh=thresh, **params)
@@ -199,20 +208,19 @@ def test_pg_postprocess_matches_paddleocr_on_network_maps(converted, testdata):
         assert_same(ours, ref)
 
 
-def test_ocr_e2e_cli_equals_paddleocr_on_paddles_maps(converted, exports, testdata, tmp_path):
-    """`ptocr ocr IMG --e2e pg.pth` against PaddleOCR's predict_e2e steps on Paddle's own
-    program: its PGPostProcess on the program's maps, points clipped into the image."""
+def test_ocr_e2e_cli_equals_paddleocr(converted, image_maps, testdata, tmp_path):
+    """`ptocr ocr IMG --e2e pg.pth` (the whole CLI: checkpoint, its processing, the option)
+    against PaddleOCR's predict_e2e steps on the network's maps of the same image (verified
+    equal to Paddle's program above): its PGPostProcess, then points clipped into the image."""
     pth, _ = converted
     image = testdata / "images" / "11.jpg"
-    preds, data = real_image_maps(pth, testdata)
-    thresh = float(np.percentile(preds[3], 80))
+    preds, data, thresh = image_maps
     out = tmp_path / "e2e.json"
     res = run_cli("ocr", image, "--e2e", pth, "--json", out, "--e2e-pgnet-score-thresh",
                   repr(thresh))
     assert res.returncode == 0, res.stderr[-2000:]
     lines = json.loads(out.read_text())["11.jpg"]
-    paddle_maps = PaddleProgram(formats.read(exports["pdmodel"]))(data["image"][None])
-    ref = paddleocr_pg(paddle_maps, np.array([data["shape"]]), score_thresh=thresh,
+    ref = paddleocr_pg(preds, np.array([data["shape"]]), score_thresh=thresh,
                        valid_set="totaltext", mode="fast")
     h, w = read_image(image).shape[:2]
     clipped = [[[int(min(max(x, 0), w - 1)), int(min(max(y, 0), h - 1))] for x, y in p]
@@ -231,16 +239,10 @@ def test_ocr_e2e_cli_equals_paddleocr_on_paddles_maps(converted, exports, testda
 @pytest.fixture(scope="module")
 def det_pth(models, tmp_path_factory):
     out = tmp_path_factory.mktemp("pg-det") / "det.pth"
-    res = run_cli("convert", "--arch", "PP-OCRv4_mobile_det", "--paddle-dir",
-                  models("PP-OCRv4_mobile_det"), "--out", out, "--no-verify")
-    assert res.returncode == 0, res.stderr
+    res = invoke("convert", "--arch", "PP-OCRv4_mobile_det", "--paddle-dir",
+                 models("PP-OCRv4_mobile_det"), "--out", out, "--no-verify")
+    assert res.exit_code == 0, res.stderr
     return out
-
-
-def invoke(*args):
-    from ptocr.cli import main
-
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 @pytest.mark.parametrize("case", ["pg-as-det", "pg-as-rec", "det-as-e2e", "det-with-e2e-dict",
