@@ -137,8 +137,11 @@ class _ResNetVd(nn.Module):
     def make_block(self, block, cin, cout, stride, shortcut, if_first, stage):
         return block(cin, cout, stride, shortcut=shortcut, if_first=if_first)
 
+    def stem_convs(self, x):
+        return self.conv1_3(self.conv1_2(self.conv1_1(x)))
+
     def stem(self, x):
-        return self.pool2d_max(self.conv1_3(self.conv1_2(self.conv1_1(x))))
+        return self.pool2d_max(self.stem_convs(x))
 
     def run_stage(self, s, x):
         for name in self.stages[s]:
@@ -212,7 +215,7 @@ class ResNet_SAST(_ResNetVd):
 
     def forward(self, x):
         outs = [x]
-        x = self.conv1_3(self.conv1_2(self.conv1_1(x)))
+        x = self.stem_convs(x)
         outs.append(x)
         x = self.pool2d_max(x)
         for s in range(len(self.stages)):

@@ -15,6 +15,7 @@ import numpy as np
 
 from ...errors import PtocrError
 from ..registry import register
+from .sast import _expand_poly_along_width as expand_poly_along_width  # PaddleOCR shares it
 
 OUTPUT_NAMES = ("f_border", "f_char", "f_direction", "f_score")
 PTS_NUM = 6  # points sampled per instance (fast mode): a 12-point polygon
@@ -164,30 +165,6 @@ def point_pair2poly(pairs):
         points[i] = pair[0]
         points[n - 1 - i] = pair[1]
     return np.array(points).reshape(-1, 2)
-
-
-def _quad_along_width(quad, begin, end):
-    ratio = np.array([[begin], [end]], dtype=np.float32)
-    top = quad[0] + (quad[1] - quad[0]) * ratio
-    bottom = quad[3] + (quad[2] - quad[3]) * ratio
-    return np.array([top[0], top[1], bottom[1], bottom[0]])
-
-
-def expand_poly_along_width(poly, ratio=0.2):
-    """Move the two end edges outwards by ``ratio`` × their height along the text direction."""
-    n = poly.shape[0]
-    left = np.array([poly[0], poly[1], poly[-2], poly[-1]], dtype=np.float32)
-    left_ratio = -ratio * np.linalg.norm(left[0] - left[3]) / (
-        np.linalg.norm(left[0] - left[1]) + 1e-6)
-    left = _quad_along_width(left, left_ratio, 1.0)
-    right = np.array([poly[n // 2 - 2], poly[n // 2 - 1], poly[n // 2], poly[n // 2 + 1]],
-                     dtype=np.float32)
-    right_ratio = 1.0 + ratio * np.linalg.norm(right[0] - right[3]) / (
-        np.linalg.norm(right[0] - right[1]) + 1e-6)
-    right = _quad_along_width(right, 0.0, right_ratio)
-    poly[0], poly[-1] = left[0], left[-1]
-    poly[n // 2 - 1], poly[n // 2] = right[1], right[2]
-    return poly
 
 
 @register("PostProcess")
