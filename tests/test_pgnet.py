@@ -246,7 +246,7 @@ def det_pth(models, tmp_path_factory):
 
 
 @pytest.mark.parametrize("case", ["pg-as-det", "pg-as-rec", "det-as-e2e", "det-with-e2e-dict",
-                                  "e2e-with-det", "bad-mode", "e2e-corpus"])
+                                  "e2e-with-det", "bad-mode", "missing-dict", "e2e-corpus"])
 def test_bad_input_is_one_line_and_writes_nothing(case, converted, det_pth, testdata,
                                                   tmp_path):
     pg = converted[0]
@@ -261,6 +261,7 @@ def test_bad_input_is_one_line_and_writes_nothing(case, converted, det_pth, test
         "det-with-e2e-dict": ["--e2e", det_pth, "--e2e-char-dict-path", dict_file],
         "e2e-with-det": ["--e2e", pg, "--det", det_pth],
         "bad-mode": ["--e2e", pg, "--e2e-pgnet-mode", "medium"],
+        "missing-dict": ["--e2e", pg, "--e2e-char-dict-path", tmp_path / "missing.txt"],
         "e2e-corpus": ["--e2e", pg, "--out", tmp_path / "shards"],
     }[case]
     json_out = [] if case == "e2e-corpus" else ["--json", out]
@@ -272,6 +273,7 @@ def test_bad_input_is_one_line_and_writes_nothing(case, converted, det_pth, test
                 "det-as-e2e": "a det model was given where a e2e model is needed",
                 "det-with-e2e-dict": "a det model was given where a e2e model is needed",
                 "e2e-with-det": "without --det", "bad-mode": "mode must be fast or slow",
+                "missing-dict": "cannot read the character dictionary",
                 "e2e-corpus": "not --e2e"}[case]
     assert expected in res.stderr
 

@@ -179,8 +179,12 @@ class PGPostProcess:
     def __init__(self, character_dict_path=None, valid_set="totaltext", score_thresh=0.5,
                  mode="fast", point_gather_mode=None, character_dict=None, **_training_only):
         if character_dict_path:
-            with open(character_dict_path, "rb") as fh:
-                lines = [line.decode("utf-8").strip("\n").strip("\r\n") for line in fh]
+            try:
+                with open(character_dict_path, "rb") as fh:
+                    lines = [line.decode("utf-8").strip("\n").strip("\r\n") for line in fh]
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ValueError(f"{character_dict_path}: cannot read the character "
+                                 f"dictionary ({exc.__class__.__name__})") from None
         elif character_dict is not None:
             lines = list(character_dict)
         else:
