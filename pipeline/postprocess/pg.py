@@ -216,7 +216,7 @@ class PGPostProcess:
         paths = [sort_and_expand(p, f_direction, tcl) for p in _components(tcl) if len(p) >= 3]
         char_map = char.transpose(1, 2, 0)
         if char_map.shape[2] - 1 > len(self.lexicon):
-            raise ValueError(f"the character dictionary has {len(self.lexicon)} characters, "
+            raise PtocrError(f"the character dictionary has {len(self.lexicon)} characters, "
                              f"the model {char_map.shape[2] - 1} (+ blank)")
         scale = np.array([ratio_w, ratio_h]).reshape(-1, 2)
         if self.mode == "fast":
