@@ -16,7 +16,7 @@ $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0 paddlepaddle==3.3.1
-	$(BIN)/python -m pip install -q -e '.[ocr,pdf,ray,table,hf,kie,onnx,test]'
+	$(BIN)/python -m pip install -q -e '.[ocr,pdf,ray,table,hf,kie,onnx,e2e,test]'
 	# PaddleOCR's own processing code, the reference of the processing tests (tests/ppocr_ref.py);
 	# --no-deps: only its ppocr/ and ppstructure/ sources are used, module by module
 	$(BIN)/python -m pip install -q --no-deps paddleocr==2.10.0

@@ -115,11 +115,11 @@ def _model(path, task, ocr_version, lang):
     return models_cache.resolve(path, task, ocr_version, lang)
 
 
-def _system(det=None, rec=None, cls=None, threads=None, **options):
+def _system(det=None, rec=None, cls=None, threads=None, e2e=None, **options):
     from ..pipeline.system import OCR
 
     try:
-        return OCR(det=det, rec=rec, cls=cls, threads=threads, **options)
+        return OCR(det=det, rec=rec, cls=cls, threads=threads, e2e=e2e, **options)
     except ValueError as exc:  # a setting the operators refuse (e.g. a bad image shape)
         raise PtocrError(str(exc)) from None
 
@@ -183,6 +183,8 @@ def _vis_name(path, page, tag):
               "--use-angle-cls).")
 @click.option("--use-angle-cls", is_flag=True, help="Turn lines classified as upside down "
               "(PaddleOCR's default: off).")
+@click.option("--e2e", "e2e_path", type=click.Path(), help="End-to-end model (PGNet) instead "
+              "of --det/--rec/--cls: its polygons and texts ({box, text}; --e2e-* settings).")
 @_with_model_choice
 @click.option("--pages", help="PDF pages to read, e.g. 1-3,5 (default: all).")
 @click.option("--vis-dir", type=click.Path(file_okay=False), help="Write visualisations here.")
@@ -209,7 +211,7 @@ def _vis_name(path, page, tag):
               help="Path column of a .parquet/.jsonl manifest.")
 @_with_ocr_options
 @debug_option
-def ocr(inputs, det, rec, cls_path, use_angle_cls, ocr_version, lang, pages, vis_dir,
+def ocr(inputs, det, rec, cls_path, use_angle_cls, e2e_path, ocr_version, lang, pages, vis_dir,
         vis_font, json_out, threads, overwrite, out_dir, engine, out_format, address,
         num_workers, batch_size, shard_size, path_column, **options):
     """Run the OCR system (detect, classify, recognise) on images, PDFs or directories.
@@ -225,6 +227,10 @@ def ocr(inputs, det, rec, cls_path, use_angle_cls, ocr_version, lang, pages, vis
     from ..converter.checkpoint import write_bytes_atomic
 
     model_engine = engine if engine in ("compiled", "aoti") else "eager"
+    if e2e_path and (det or rec or cls_path or use_angle_cls):
+        raise PtocrError("--e2e reads the text itself: give it without --det/--rec/--cls")
+    if e2e_path and out_dir:
+        raise PtocrError("corpus mode (--out) runs det/rec models, not --e2e")
     if out_dir:
         if use_angle_cls and not cls_path:
             cls_path = _cached(None, "cls", ocr_version, lang)
@@ -243,10 +249,14 @@ def ocr(inputs, det, rec, cls_path, use_angle_cls, ocr_version, lang, pages, vis
     get = _model if model_engine == "eager" else _cached
     if model_engine != "eager":
         options["engine"] = model_engine
-    system = _system(det=get(det, "det", ocr_version, lang),
-                     rec=get(rec, "rec", ocr_version, lang),
-                     cls=get(cls_path, "cls", ocr_version, lang) if use_cls else None,
-                     threads=threads, **options)
+    if e2e_path:
+        system = _system(e2e=get(e2e_path, "e2e", ocr_version, lang), threads=threads,
+                         **options)
+    else:
+        system = _system(det=get(det, "det", ocr_version, lang),
+                         rec=get(rec, "rec", ocr_version, lang),
+                         cls=get(cls_path, "cls", ocr_version, lang) if use_cls else None,
+                         threads=threads, **options)
     if vis_dir:
         from ..pipeline.visualize import draw, find_font
 

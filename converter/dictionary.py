@@ -34,9 +34,10 @@ def resolve(spec, weights, n_classes, rec_dict=None, use_space_char=None):
         return _table_dict(spec, weights, n_classes, rec_dict)
     if spec.task == "layout":
         return _layout_dict(spec, n_classes, rec_dict)
-    if spec.task != "rec":
+    if spec.task not in ("rec", "e2e"):  # e2e: PGNet reads characters too
         if rec_dict:
-            raise PtocrError(f"--rec-dict applies to recognisers; {spec.name} is {spec.task}")
+            raise PtocrError(f"--rec-dict applies to recognisers and end-to-end models; "
+                             f"{spec.name} is {spec.task}")
         return None
     post = ((weights.inference_yml or {}).get("PostProcess") or {}) if weights else {}
     if rec_dict:

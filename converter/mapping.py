@@ -241,12 +241,13 @@ def resolve_config(spec, weights, architecture=None):
 
 def _unstructured_value(rule, weights):
     """A hyperparameter for weights without structured names: a literal, or
-    ``{last_param_dim: D[, offset: K]}``, dimension D of the parameter the program uses last
-    (the classifier of rec/cls heads), plus K."""
+    ``{last_param_dim: D[, offset: K][, skip: S]}``, dimension D of the parameter the program
+    uses last (the classifier of rec/cls heads; with ``skip``, the one S parameters before the
+    last), plus K."""
     if isinstance(rule, dict) and "last_param_dim" in rule:
         if weights.program is None:
             raise MappingError("cannot read the class count: no program")
-        last = list(weights.program.first_use())[-1]
+        last = list(weights.program.first_use())[-1 - rule.get("skip", 0)]
         shape = weights.tensors[last].shape
         if rule["last_param_dim"] >= len(shape):  # another family's classifier layout
             raise MappingError(f"the program's last parameter {last} {list(shape)} has no "

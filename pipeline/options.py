@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 class OperatorOption(NamedTuple):
     name: str  # PaddleOCR's argument name
-    stage: str  # det | rec | cls
+    stage: str  # det | rec | cls | e2e
     op: str  # operator class name in the processing
     param: str  # its parameter
     type: type
@@ -102,6 +102,23 @@ OPERATOR_OPTIONS = [
                    float, "layout region score threshold (0.5)"),
     OperatorOption("layout_nms_threshold", "layout", "PicoDetPostProcess", "nms_threshold",
                    float, "layout NMS IoU threshold (0.5)"),
+
+    # end-to-end (PGNet; predict_e2e.py)
+    OperatorOption("e2e_limit_side_len", "e2e", "E2EResizeForTest", "max_side_len", float,
+                   "PGNet resizing: height limit of the x1.25 enlargement (768)"),
+    OperatorOption("e2e_limit_type", "e2e", "E2EResizeForTest", "limit_type", str,
+                   "max only (PaddleOCR's predict_e2e takes it and resizes as above)"),
+    OperatorOption("e2e_pgnet_score_thresh", "e2e", "PGPostProcess", "score_thresh", float,
+                   "PGNet text centre line threshold (0.5)"),
+    OperatorOption("e2e_char_dict_path", "e2e", "PGPostProcess", "character_dict_path", str,
+                   "PGNet character dictionary file (default: the checkpoint's)"),
+    OperatorOption("e2e_pgnet_valid_set", "e2e", "PGPostProcess", "valid_set", str,
+                   "totaltext (polygons) | partvgg (4 points) (totaltext)"),
+    OperatorOption("e2e_pgnet_mode", "e2e", "PGPostProcess", "mode", str,
+                   "PGNet decoding: fast | slow (fast)"),
+    OperatorOption("e2e_pgnet_point_gather_mode", "e2e", "PGPostProcess", "point_gather_mode",
+                   str, "align: read characters at every pixel of the path (PGPostProcess's "
+                   "point_gather_mode; default none)"),
 ]
 
 

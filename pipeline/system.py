@@ -91,12 +91,24 @@ class OCR:
     checkpoints, and ``options`` (PaddleOCR's argument names, options.py) override them.
     A stage may be None when only the others are used (``detect``, ``recognize``,
     ``classify``: PaddleOCR's predict_det / predict_rec / predict_cls alone).
+    ``e2e``: an end-to-end model (PGNet) in place of det/rec/cls: lines are then its
+    polygons and texts, as PaddleOCR's predict_e2e gives them ({box, text}, no score).
     """
 
-    def __init__(self, det, rec, cls=None, threads=None, engine="eager", **options):
+    def __init__(self, det=None, rec=None, cls=None, threads=None, engine="eager", e2e=None,
+                 **options):
         self.opt, overrides = split_options(options)
         if threads:
             torch.set_num_threads(threads)
+        self.e2e = None
+        if e2e is not None:
+            if any(m is not None for m in (det, rec, cls)):
+                raise PtocrError("an end-to-end model reads the text itself: give it without "
+                                 "det/rec/cls models")
+            e2e_model = _model(e2e, "e2e", engine)
+            extra = (getattr(e2e_model, "ptocr_meta", {}) or {}).get("extra") or {}
+            self.e2e = Stage(e2e_model, "e2e", overrides.get("e2e"),
+                             character_dict=extra.get("character_dict"))
         # engine: eager modules, torch.compile (checked against eager), or AOTInductor
         # packages (ptocr export, made once and cached); see ptocr.load
         det, cls = (_model(m, t, engine) if m is not None else None
@@ -116,6 +128,8 @@ class OCR:
         img = pp.read_image(image) if isinstance(image, (str, Path)) else image
         if img is None or getattr(img, "ndim", 0) != 3:
             raise ValueError("expected a BGR image (H×W×3 array) or an image path")
+        if self.e2e is not None:
+            return self.spot(img)
         with torch.inference_mode():
             boxes = self.detect(img)
             if len(boxes) == 0:
@@ -155,6 +169,21 @@ class OCR:
             return (polys, [float(s) for s in result.get("scores", [])]) if scores else polys
         return filter_det_boxes(result["points"], h, w,
                                 result.get("scores") if scores else None)
+
+    def spot(self, img):
+        """End-to-end lines of one BGR image, as predict_e2e returns them: the model's
+        polygons with each point clipped into the image (whole pixels), and their texts."""
+        e2e = self._need(self.e2e, "e2e")
+        with torch.inference_mode():
+            data = e2e.prepare(img)
+            result = e2e.post(e2e.run([data]), np.array([data["shape"]]))[0]
+        h, w = img.shape[:2]
+        lines = []
+        for poly, text in zip(result["points"], result["texts"]):
+            box = [[float(int(min(max(x, 0), w - 1))), float(int(min(max(y, 0), h - 1)))]
+                   for x, y in np.asarray(poly)]
+            lines.append({"box": box, "text": text})
+        return lines
 
     def _batches(self, crops, size):
         """Indices of crops in batches of similar width ratio, as predict_rec/cls batch."""

@@ -400,6 +400,178 @@ class FCEHead(nn.Layer):
         return outs
 
 
+# ---- PGNet (backbones/e2e_resnet_vd_pg.py, necks/pg_fpn.py, heads/e2e_pg_head.py)
+
+class PGConvBNLayer(nn.Layer):
+    """e2e_resnet_vd_pg.py / pg_fpn.py ConvBNLayer: builds the vd pool, never runs it."""
+
+    def __init__(self, cin, cout, k, stride=1, groups=1, is_vd_mode=False, act=None):
+        super().__init__()
+        self.is_vd_mode = is_vd_mode
+        self._pool2d_avg = nn.AvgPool2D(kernel_size=2, stride=2, padding=0, ceil_mode=True)
+        self._conv = nn.Conv2D(cin, cout, k, stride, (k - 1) // 2, groups=groups,
+                               bias_attr=False)
+        self._batch_norm = nn.BatchNorm(cout, act=act)
+
+    def forward(self, x):
+        return self._batch_norm(self._conv(x))
+
+
+class PGBottleneckBlock(nn.Layer):
+    def __init__(self, cin, cout, stride, shortcut=True, if_first=False):
+        super().__init__()
+        self.conv0 = PGConvBNLayer(cin, cout, 1, act="relu")
+        self.conv1 = PGConvBNLayer(cout, cout, 3, stride=stride, act="relu")
+        self.conv2 = PGConvBNLayer(cout, cout * 4, 1, act=None)
+        if not shortcut:
+            self.short = PGConvBNLayer(cin, cout * 4, 1, stride=stride,
+                                       is_vd_mode=False if if_first else True)
+        self.shortcut = shortcut
+
+    def forward(self, x):
+        y = self.conv0(x)
+        conv1 = self.conv1(y)
+        conv2 = self.conv2(conv1)
+        short = x if self.shortcut else self.short(x)
+        return F.relu(paddle.add(x=short, y=conv2))
+
+
+class PGResNet(nn.Layer):
+    """e2e ResNet, layers 50: depth [3, 4, 6, 3, 3]."""
+
+    def __init__(self, in_channels=3):
+        super().__init__()
+        depth = [3, 4, 6, 3, 3]
+        num_channels = [64, 256, 512, 1024, 2048]
+        num_filters = [64, 128, 256, 512, 512]
+        self.conv1_1 = PGConvBNLayer(in_channels, 64, 7, stride=2, act="relu")
+        self.pool2d_max = nn.MaxPool2D(kernel_size=3, stride=2, padding=1)
+        self.stages = []
+        self.out_channels = [3, 64]
+        for block in range(len(depth)):
+            block_list = []
+            shortcut = False
+            for i in range(depth[block]):
+                block_list.append(self.add_sublayer("bb_%d_%d" % (block, i), PGBottleneckBlock(
+                    num_channels[block] if i == 0 else num_filters[block] * 4,
+                    num_filters[block], 2 if i == 0 and block != 0 else 1, shortcut=shortcut,
+                    if_first=block == i == 0)))
+                shortcut = True
+            self.out_channels.append(num_filters[block] * 4)
+            self.stages.append(nn.Sequential(*block_list))
+
+    def forward(self, inputs):
+        out = [inputs]
+        y = self.conv1_1(inputs)
+        out.append(y)
+        y = self.pool2d_max(y)
+        for block in self.stages:
+            y = block(y)
+            out.append(y)
+        return out
+
+
+class PGDeConvBNLayer(nn.Layer):
+    def __init__(self, cin, cout, kernel_size=4, stride=2, padding=1, groups=1, if_act=True,
+                 act=None):
+        super().__init__()
+        self.deconv = nn.Conv2DTranspose(cin, cout, kernel_size, stride=stride,
+                                         padding=padding, groups=groups, bias_attr=False)
+        self.bn = nn.BatchNorm(num_channels=cout, act=act)
+
+    def forward(self, x):
+        return self.bn(self.deconv(x))
+
+
+class PGFPN(nn.Layer):
+    def __init__(self, in_channels):
+        super().__init__()
+        num_inputs = [2048, 2048, 1024, 512, 256]
+        num_outputs = [256, 256, 192, 192, 128]
+        self.out_channels = 128
+        self.conv_bn_layer_1 = PGConvBNLayer(3, 32, 3, 1, act=None)
+        self.conv_bn_layer_2 = PGConvBNLayer(64, 64, 3, 1, act=None)
+        self.conv_bn_layer_3 = PGConvBNLayer(256, 128, 3, 1, act=None)
+        self.conv_bn_layer_4 = PGConvBNLayer(32, 64, 3, 2, act=None)
+        self.conv_bn_layer_5 = PGConvBNLayer(64, 64, 3, 1, act="relu")
+        self.conv_bn_layer_6 = PGConvBNLayer(64, 128, 3, 2, act=None)
+        self.conv_bn_layer_7 = PGConvBNLayer(128, 128, 3, 1, act="relu")
+        self.conv_bn_layer_8 = PGConvBNLayer(128, 128, 1, 1, act=None)
+        for i in range(5):
+            setattr(self, f"conv_h{i}", PGConvBNLayer(num_inputs[i], num_outputs[i], 1, 1))
+        self.dconv0 = PGDeConvBNLayer(num_outputs[0], num_outputs[1])
+        for i in (1, 2, 3):
+            setattr(self, f"dconv{i}", PGDeConvBNLayer(num_outputs[i], num_outputs[i + 1],
+                                                       act=None))
+        for i in (1, 2, 3, 4):
+            setattr(self, f"conv_g{i}", PGConvBNLayer(num_outputs[i], num_outputs[i], 3, 1,
+                                                      act="relu"))
+        self.convf = PGConvBNLayer(num_outputs[4], num_outputs[4], 1, 1, act=None)
+
+    def forward(self, x):
+        c0, c1, c2, c3, c4, c5, c6 = x
+        h = [self.conv_bn_layer_1(c0), self.conv_bn_layer_2(c1), self.conv_bn_layer_3(c2)]
+        g0 = self.conv_bn_layer_4(h[0])
+        g1 = F.relu(paddle.add(g0, h[1]))
+        g1 = self.conv_bn_layer_6(self.conv_bn_layer_5(g1))
+        g2 = F.relu(paddle.add(g1, h[2]))
+        f_down = self.conv_bn_layer_8(self.conv_bn_layer_7(g2))
+
+        f1 = [c6, c5, c4, c3, c2]
+        h = [getattr(self, f"conv_h{i}")(f1[i]) for i in range(5)]
+        g = self.dconv0(h[0])
+        for i in (1, 2, 3):
+            g = F.relu(paddle.add(g, h[i]))
+            g = getattr(self, f"dconv{i}")(getattr(self, f"conv_g{i}")(g))
+        g = F.relu(paddle.add(x=g, y=h[4]))
+        f_up = self.convf(self.conv_g4(g))
+        return F.relu(paddle.add(f_down, f_up))
+
+
+class PGHeadConvBNLayer(nn.Layer):
+    def __init__(self, cin, cout, k, stride, padding, act=None):
+        super().__init__()
+        self.conv = nn.Conv2D(cin, cout, k, stride, padding, bias_attr=False)
+        self.bn = nn.BatchNorm(num_channels=cout, act=act)
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+
+
+class PGHead(nn.Layer):
+    """character_length = dictionary lines + 1 (ic15: 37)."""
+
+    def __init__(self, in_channels, character_length=37):
+        super().__init__()
+        for name, widths in (("score", (64, 64, 128)), ("boder", (64, 64, 128)),
+                             ("char", (128, 128, 256, 256, 256)),
+                             ("direc", (64, 64, 128))):
+            cin = in_channels
+            for i, w in enumerate(widths, 1):
+                k = 3 if i % 2 == 0 else 1
+                setattr(self, f"conv_f_{name}{i}",
+                        PGHeadConvBNLayer(cin, w, k, 1, k // 2, act="relu"))
+                cin = w
+        self.conv1 = nn.Conv2D(128, 1, 3, 1, 1, bias_attr=False)
+        self.conv2 = nn.Conv2D(128, 4, 3, 1, 1, bias_attr=False)
+        self.conv3 = nn.Conv2D(256, character_length, 3, 1, 1, bias_attr=False)
+        self.conv4 = nn.Conv2D(128, 2, 3, 1, 1, bias_attr=False)
+
+    def forward(self, x):
+        f_score = self.conv_f_score3(self.conv_f_score2(self.conv_f_score1(x)))
+        f_score = sigmoid(self.conv1(f_score))
+        f_border = self.conv_f_boder3(self.conv_f_boder2(self.conv_f_boder1(x)))
+        f_border = self.conv2(f_border)
+        f_char = x
+        for i in range(1, 6):
+            f_char = getattr(self, f"conv_f_char{i}")(f_char)
+        f_char = self.conv3(f_char)
+        f_direction = self.conv_f_direc3(self.conv_f_direc2(self.conv_f_direc1(x)))
+        f_direction = self.conv4(f_direction)
+        return {"f_score": f_score, "f_border": f_border, "f_char": f_char,
+                "f_direction": f_direction}
+
+
 class BaseModel(nn.Layer):
     def __init__(self, backbone, neck, head):
         super().__init__()
@@ -422,7 +594,13 @@ def fce():
     return BaseModel(backbone, neck, FCEHead(32, fourier_degree=5))
 
 
-BUILDERS = {"sast": sast, "fce": fce}
+def pgnet():
+    backbone = PGResNet()
+    neck = PGFPN(backbone.out_channels)
+    return BaseModel(backbone, neck, PGHead(neck.out_channels))
+
+
+BUILDERS = {"sast": sast, "fce": fce, "pgnet": pgnet}
 
 
 def build(arch, seed=0):

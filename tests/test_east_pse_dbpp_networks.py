@@ -204,6 +204,46 @@ def test_ocr_runs_with_each_detector(converted, models, testdata, tmp_path):
         assert isinstance(result, (list, dict))
 
 
+def test_pse_polygons_through_the_cli_equal_paddleocr(converted, exported, models, testdata,
+                                                     tmp_path):
+    """`ptocr ocr IMG --det pse.pth --det-box-type poly`: the whole CLI with the converted
+    PSE checkpoint gives PaddleOCR's PSEPostProcess poly outlines (its compiled pse.pyx) of
+    Paddle's own maps of the image, clipped as predict_det clips polygons; every detected
+    polygon is a line (drop score 0), in reading order."""
+    image = testdata / "images" / "11.jpg"
+    _, ref, shape, processing = _maps(converted, exported, "pse", image)
+    params = {k: v for k, v in processing["PostProcess"].items() if k != "name"}
+    # random weights: the kernel threshold is the first quantile of the smallest kernel at
+    # which PaddleOCR finds several regions, some of them more than quads
+    for q in (0.9, 0.95, 0.8, 0.97, 0.7, 0.99, 0.5):
+        thresh = float(np.quantile(ref[0][:, -1], q))
+        params.update(thresh=thresh, box_thresh=0.0, box_type="poly")
+        expected = paddleocr_pse()[0].PSEPostProcess(**params)({"maps": ref[0]}, shape)[0]
+        if len(expected["points"]) > 1 and any(len(p) > 4 for p in expected["points"]):
+            break
+    h, w = read_image(image).shape[:2]
+    expected = [np.array([[int(min(max(x, 0), w - 1)), int(min(max(y, 0), h - 1))]
+                          for x, y in np.asarray(p).reshape(-1, 2)]) for p in expected["points"]]
+    rec = tmp_path / "rec.pth"
+    res = run_cli("convert", "--arch", "PP-OCRv4_mobile_rec", "--paddle-dir",
+                  models("PP-OCRv4_mobile_rec"), "--out", rec, "--no-verify")
+    assert res.returncode == 0, res.stderr
+    out = tmp_path / "pse.json"
+    res = run_cli("ocr", image, "--det", converted["pse"], "--rec", rec, "--det-box-type",
+                  "poly", "--det-pse-thresh", repr(thresh), "--det-pse-box-thresh", "0",
+                  "--drop-score", "0", "--json", out)
+    assert res.returncode == 0, res.stderr[-2000:]
+    boxes = [np.array(line["box"]) for line in json.loads(out.read_text())["11.jpg"]]
+    assert len(boxes) == len(expected) > 0
+    assert any(len(b) > 4 for b in boxes)  # outlines, not quads
+    unmatched = list(expected)
+    for box in boxes:
+        match = [i for i, e in enumerate(unmatched)
+                 if e.shape == box.shape and np.abs(e - box).max() <= 1]
+        assert match, f"polygon {box.tolist()} is not PaddleOCR's"
+        unmatched.pop(match[0])
+
+
 def test_bad_input_is_one_line_and_writes_nothing(converted, exported, testdata, tmp_path):
     out = tmp_path / "x.pth"
     dict_file = tmp_path / "dict.txt"

@@ -56,23 +56,24 @@ class ConvBNLayer(nn.Module):
         return self.act(self._batch_norm(self._conv(x)))
 
 
-def _shortcut(in_channels, out_channels, stride, shortcut, if_first):
+def _shortcut(in_channels, out_channels, stride, shortcut, if_first, vd=True):
     """The projection of a stage's first block (None: identity). The network's very first block
-    projects without pooling; later ones downsample vd-style."""
+    projects without pooling; later ones downsample vd-style (``vd=False``: a strided 1x1 conv,
+    as PGNet's backbone does)."""
     if shortcut:
         return None
-    vd = not if_first and _pair(stride)[0] != 1
+    vd = vd and not if_first and _pair(stride)[0] != 1
     return ConvBNLayer(in_channels, out_channels, 1, stride, is_vd_mode=vd)
 
 
 class BasicBlock(nn.Module):
     expansion = 1
 
-    def __init__(self, in_channels, out_channels, stride, shortcut=True, if_first=False):
+    def __init__(self, in_channels, out_channels, stride, shortcut=True, if_first=False, vd=True):
         super().__init__()
         self.conv0 = ConvBNLayer(in_channels, out_channels, 3, stride, act="relu")
         self.conv1 = ConvBNLayer(out_channels, out_channels, 3)
-        self.short = _shortcut(in_channels, out_channels, stride, shortcut, if_first)
+        self.short = _shortcut(in_channels, out_channels, stride, shortcut, if_first, vd)
 
     def forward(self, x):
         y = self.conv1(self.conv0(x))
@@ -83,13 +84,13 @@ class BottleneckBlock(nn.Module):
     expansion = 4
 
     def __init__(self, in_channels, out_channels, stride, shortcut=True, if_first=False,
-                 is_dcn=False):
+                 is_dcn=False, vd=True):
         super().__init__()
         self.conv0 = ConvBNLayer(in_channels, out_channels, 1, act="relu")
         self.conv1 = ConvBNLayer(out_channels, out_channels, 3, stride, act="relu",
                                  is_dcn=is_dcn, dcn_groups=2)
         self.conv2 = ConvBNLayer(out_channels, out_channels * 4, 1)
-        self.short = _shortcut(in_channels, out_channels * 4, stride, shortcut, if_first)
+        self.short = _shortcut(in_channels, out_channels * 4, stride, shortcut, if_first, vd)
 
     def forward(self, x):
         y = self.conv2(self.conv1(self.conv0(x)))
@@ -109,9 +110,7 @@ class _ResNetVd(nn.Module):
             raise ValueError(f"ResNet layers must be one of {sorted(DEPTHS)}, not {layers}")
         self.layers = layers
         depths = depths or DEPTHS[layers]
-        self.conv1_1 = ConvBNLayer(in_channels, 32, 3, stem_stride, act="relu")
-        self.conv1_2 = ConvBNLayer(32, 32, 3, act="relu")
-        self.conv1_3 = ConvBNLayer(32, 64, 3, act="relu")
+        self.build_stem(in_channels, stem_stride)
         self.pool2d_max = nn.MaxPool2d(3, 2, 1)
         block = BottleneckBlock if layers >= 50 else BasicBlock
         channels = 64
@@ -129,11 +128,20 @@ class _ResNetVd(nn.Module):
             self.stages.append(names)
             self.stage_channels.append(channels)
 
+    def build_stem(self, in_channels, stride):
+        """The deep stem: three 3x3 convs (64 channels out)."""
+        self.conv1_1 = ConvBNLayer(in_channels, 32, 3, stride, act="relu")
+        self.conv1_2 = ConvBNLayer(32, 32, 3, act="relu")
+        self.conv1_3 = ConvBNLayer(32, 64, 3, act="relu")
+
     def make_block(self, block, cin, cout, stride, shortcut, if_first, stage):
         return block(cin, cout, stride, shortcut=shortcut, if_first=if_first)
 
+    def stem_convs(self, x):
+        return self.conv1_3(self.conv1_2(self.conv1_1(x)))
+
     def stem(self, x):
-        return self.pool2d_max(self.conv1_3(self.conv1_2(self.conv1_1(x))))
+        return self.pool2d_max(self.stem_convs(x))
 
     def run_stage(self, s, x):
         for name in self.stages[s]:
@@ -207,7 +215,7 @@ class ResNet_SAST(_ResNetVd):
 
     def forward(self, x):
         outs = [x]
-        x = self.conv1_3(self.conv1_2(self.conv1_1(x)))
+        x = self.stem_convs(x)
         outs.append(x)
         x = self.pool2d_max(x)
         for s in range(len(self.stages)):
