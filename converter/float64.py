@@ -124,7 +124,7 @@ def _run_pir(weights, inputs):
     try:
         layer = paddle.jit.load(pir_float64_prefix(weights))
         layer.eval()
-        layer.to(dtype="float64")
+        _to_float64(layer)
         results = []
         with paddle.no_grad():
             for x in inputs:
@@ -133,6 +133,22 @@ def _run_pir(weights, inputs):
     except Exception as exc:  # a missing float64 kernel, an op the rewrite cannot retype
         raise Float64Unavailable(_first_line(exc)) from None
     return results
+
+
+def _to_float64(layer):
+    """Cast a loaded program's parameters to float64. Programs with RNNs hold uninitialised
+    uint8 buffers (paddle's LSTM/GRU dropout state) that ``Layer.to`` cannot cast: they are
+    set aside meanwhile."""
+    aside = []
+    for sub in layer.sublayers(include_self=True):
+        for key, buf in list(sub._buffers.items()):
+            if buf is not None and not buf._is_initialized():
+                aside.append((sub, key, sub._buffers.pop(key)))
+    try:
+        layer.to(dtype="float64")
+    finally:
+        for sub, key, buf in aside:
+            sub._buffers[key] = buf
 
 
 def _run_pdmodel(weights, inputs):
