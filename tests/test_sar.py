@@ -236,3 +236,58 @@ def test_empty_crop_is_one_line_error():
 
     with pytest.raises(ValueError, match="empty image"):
         resize_norm_img_sar(np.zeros((0, 5, 3), np.uint8), (3, 48, 48, 160))
+
+
+# ---- PP-OCRv3's MultiHead SAR branch: ptocr convert --full-head
+
+def test_full_head_keeps_the_pp_ocrv3_sar_branch_and_reads_as_paddle(tmp_path, testdata):
+    """A PP-OCRv3 training checkpoint (PaddleOCR's recorded names; backbone and SAR branch
+    from paddle twins, the CTC branch random) converts with --full-head; eval_branch 'sar'
+    makes the model return what PaddleOCR's SARHead returns in eval mode on the same
+    backbone features and valid ratios (what a program exported with the SAR head gives,
+    cf. the exported SAR programs above); the default stays the MultiHead program's CTC
+    output; without --full-head the branch is ignored as training-only."""
+    from test_mv1e_lcnet_family import PMobileNetV1Enhance
+    from test_paddle_names import NAMES_DIR, synthetic_weights
+    from paddle_ref import randomize
+
+    arch = "ch_PP-OCRv3_rec"
+    sar_small = {"enc_dim": 32, "d_k": 16, "max_text_length": 5}
+    paddle.seed(4)
+    backbone = randomize(PMobileNetV1Enhance(0.5, [1, 2], "avg", [2, 2]), 4)
+    sar = randomize(PSARHead(512, 6627, **sar_small), 5)
+    tensors = {k: v for k, v in synthetic_weights(NAMES_DIR / f"{arch}.txt").tensors.items()
+               if not k.startswith(("backbone.", "head.sar_head."))}
+    tensors.update({f"backbone.{k}": v.numpy() for k, v in backbone.state_dict().items()})
+    tensors.update({f"head.sar_head.{k}": v.numpy() for k, v in sar.state_dict().items()})
+    ckpt = tmp_path / "train.pdparams"
+    paddle.save({k: paddle.to_tensor(v) for k, v in tensors.items()}, str(ckpt))
+    architecture = find_arch(arch).architecture
+    architecture["Head"]["head_list"][1] = {"SARHead": sar_small}
+    cfg = tmp_path / "train.yml"
+    cfg.write_text(yaml.safe_dump({"Architecture": architecture}))
+
+    plain = convert(ckpt, arch, config_path=cfg)
+    assert plain.model.head.sar_head is None
+    assert any(n.startswith("head.sar_head.") for n in plain.report.ignored)
+    conv = convert(ckpt, arch, config_path=cfg, full_head=True)
+    assert not [n for n in conv.report.ignored if not n.endswith(("weight_ih", "weight_hh",
+                                                                  "bias_ih", "bias_hh"))]
+    assert conv.config["Head"]["out_channels_list"]["SARLabelDecode"] == 6627
+    path = save_checkpoint(conv, tmp_path / "full.pth")
+    model = ptocr.load(path)
+
+    processing = {"PreProcess": {"transform_ops": [
+        {"SARRecResizeImg": {"image_shape": [3, 48, 48, 320]}}]}}
+    image, ratio = word_batch(testdata, processing, WORDS[1:])
+    assert ratio.min() < 1.0
+    with torch.inference_mode():
+        ctc = model(torch.from_numpy(image))
+        model.head.eval_branch = "sar"
+        out = model(torch.from_numpy(image), torch.from_numpy(ratio)).numpy()
+    assert ctc.shape == (3, 40, 6625)  # the MultiHead program's only output
+    feats = backbone(paddle.to_tensor(image))
+    ref = sar(feats, [paddle.to_tensor(ratio)]).numpy()
+    assert out.shape == ref.shape == (3, 5, 6626)
+    assert np.array_equal(ref.argmax(-1), out.argmax(-1))
+    assert np.abs(ref - out).max() < 1e-5
