@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers import PaddleEmbedding
 from ..registry import register
 
 
@@ -89,7 +90,7 @@ class ParallelSARDecoder(nn.Module):
         self.conv3x3_1 = nn.Conv2d(d_model, d_k, 3, padding=1)
         self.conv1x1_2 = nn.Linear(d_k, 1)
         self.rnn_decoder = make_rnn(dec_gru, enc_size, enc_size, dec_bi_rnn, dec_drop_rnn)
-        self.embedding = nn.Embedding(out_channels, enc_size, padding_idx=self.padding_idx)
+        self.embedding = PaddleEmbedding(out_channels, enc_size, padding_idx=self.padding_idx)
         self.pred_dropout = nn.Dropout(pred_dropout)
         fc_in = dec_size + d_model + enc_size if pred_concat else d_model
         self.prediction = nn.Linear(fc_in, out_channels - 1)
