@@ -113,8 +113,9 @@ def _program(weights):
 
 
 class PaddleModule(torch.nn.Module):
-    """A Paddle inference program standing in for a torch model (first output), so the OCR
-    pipeline can run Paddle's models as a reference or a benchmark baseline."""
+    """A Paddle inference program standing in for a torch model (its output, or the tuple
+    of its outputs when it has several), so the OCR pipeline can run Paddle's models as a
+    reference or a benchmark baseline."""
 
     def __init__(self, path, task, meta=None):
         super().__init__()
@@ -124,7 +125,8 @@ class PaddleModule(torch.nn.Module):
         self.ptocr_meta = meta or {"extra": {"task": task}}
 
     def forward(self, x, *extra):
-        return torch.from_numpy(self.program([t.numpy() for t in (x, *extra)])[0])
+        outs = [torch.from_numpy(o) for o in self.program([t.numpy() for t in (x, *extra)])]
+        return outs[0] if len(outs) == 1 else tuple(outs)
 
 
 def torch_outputs(model, x):
