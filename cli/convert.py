@@ -37,8 +37,9 @@ from .main import debug_option, main, refuse_existing, write_json
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @click.option("--rec-dict", type=click.Path(), help="Character dictionary of a recogniser "
               "(default: the export's inference.yml, else the table's standard one).")
-@click.option("--full-head", is_flag=True, help="Keep the training-only NRTR branch of MultiHead "
-              "recognisers (training checkpoints), for fine-tuning.")
+@click.option("--full-head", is_flag=True, help="Keep the training-only NRTR (PP-OCRv4/v5) or "
+              "SAR (PP-OCRv3) branch of MultiHead recognisers (training checkpoints), for "
+              "fine-tuning; the SAR branch also reads (model.head.eval_branch = 'sar').")
 @click.option("--use-space-char/--no-use-space-char", default=None,
               help="Whether the recogniser's classes end with a space (default: from the "
               "class count).")

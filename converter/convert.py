@@ -95,10 +95,24 @@ def _dictionary_fits(spec, weights, config):
 
 
 def example_input(spec, batch=1, model=None):
-    if "kie" in spec.inputs:  # token ids, boxes and masks (converter/kie_inputs.py)
+    """Input for tracing the torch model's parameter use: zeros at the table's first shape;
+    for programs with further inputs (tables with ``random_images``), the inputs the table's
+    processing makes of a blank crop (a list, in the program's order); KIE tables: token ids,
+    boxes and masks (converter/kie_inputs.py)."""
+    if "kie" in spec.inputs:
         from .kie_inputs import kie_inputs
 
         return [torch.from_numpy(a) for a in kie_inputs(spec.inputs["kie"], model)]
+    sizes = (spec.inputs.get("random_images") or [None])[0]
+    if sizes and (spec.processing or {}).get("PreProcess"):
+        import numpy as np
+
+        from ..pipeline import model_inputs
+
+        h, w = sizes[0]
+        xs = model_inputs(spec.processing, np.zeros((int(h), int(w), 3), np.uint8))
+        if len(xs) > 1:
+            return [torch.from_numpy(np.concatenate([x] * batch)) for x in xs]
     shapes = spec.inputs.get("shapes") or [[1, 3, 64, 64]]
     shape = list(shapes[0])
     shape[0] = batch

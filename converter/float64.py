@@ -135,14 +135,14 @@ def _run_pir(weights, inputs):
 
 def _load_float64(paddle, prefix):
     """The rewritten program as a layer with float64 parameters. Only floating tensors are
-    cast: paddle.nn.LSTM's program holds a uint8 dropout-state buffer that has no memory,
-    and casting the whole layer (``layer.to``) fails on it."""
+    cast: paddle.nn.LSTM/GRU programs hold an uninitialised uint8 dropout-state buffer that
+    casting the whole layer (``layer.to``) fails on; it is set aside meanwhile."""
     layer = paddle.jit.load(prefix)
     layer.eval()
     held = []
     for sub in [layer] + layer.sublayers():
         for key, buf in list(sub._buffers.items()):
-            if buf is not None and not buf.is_floating_point():
+            if buf is not None and (not buf.is_floating_point() or not buf._is_initialized()):
                 held.append((sub, key, sub._buffers.pop(key)))
     try:
         # floating tensors only: integer constants (LayoutXLM's position ids) stay integer

@@ -52,6 +52,15 @@ PADDLE_USE_ORDER = {
 }
 
 
+def _by_class(table, cls):
+    """``table``'s entry for a module class or its nearest base (a BatchNorm2d with a fused
+    activation is a BatchNorm2d to the program)."""
+    for base in cls.__mro__:
+        if base in table:
+            return table[base]
+    return None
+
+
 @dataclass
 class ArchSpec:
     name: str
@@ -439,7 +448,9 @@ def torch_use_order(model, example_input):
     try:
         model.eval()
         with torch.no_grad(), Watch():
-            model(example_input)
+            # a list: the program's inputs (image first), as positional arguments
+            model(*(example_input if isinstance(example_input, (list, tuple))
+                    else [example_input]))
     finally:
         for h in hooks:
             if h is not None:
@@ -451,7 +462,7 @@ def torch_use_order(model, example_input):
             out.append((item, None))
             continue
         mod_name, direct = names[id(item)]
-        preferred = PADDLE_USE_ORDER.get(type(item))
+        preferred = _by_class(PADDLE_USE_ORDER, type(item))
         if callable(preferred):
             preferred = preferred(direct)
         if preferred:
@@ -490,7 +501,7 @@ def _map_by_program(weights, targets, model, spec, example_input):
             continue
         array = to_torch_layout(weights.tensors[pname], owner, tname)
         tensor = targets[tname][0]
-        allowed = OP_TYPES.get(owner)
+        allowed = _by_class(OP_TYPES, owner)
         if tuple(array.shape) != tuple(tensor.shape) or (allowed and op_type not in allowed):
             conflicts.append(f"#{i} {pname} ({op_type}, {list(array.shape)}) -> {tname} "
                              f"({getattr(owner, '__name__', 'held by a parent module')}, "
@@ -553,8 +564,9 @@ def match_archs(weights, task=None):
         try:
             config = resolve_config(spec, weights)
             model = build(config)
-            shape = (spec.inputs.get("shapes") or [[1, 3, 64, 64]])[0]
-            map_weights(weights, model, spec, torch.zeros([1] + list(shape[1:])))
+            from .convert import example_input
+
+            map_weights(weights, model, spec, example_input(spec))
         except (PtocrError, KeyError, TypeError, ValueError, RuntimeError,
                 NotImplementedError):
             continue  # does not fit this table

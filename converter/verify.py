@@ -82,13 +82,21 @@ class PaddleProgram:
         self.predictor = pi.create_predictor(config)
 
     def __call__(self, x):
+        """``x``: the image array, or the list of the program's inputs in its order (SAR's
+        [image, valid_ratio], SRN's image + word positions + attention biases); each is fed
+        with its own dtype (float arrays as float32)."""
         pred = self.predictor
-        # several inputs (KIE: token ids, boxes, masks) come as a list, integers kept integer
-        for name, a in zip(pred.get_input_names(), x if isinstance(x, list) else [x]):
+        xs = list(x) if isinstance(x, (list, tuple)) else [x]
+        names = pred.get_input_names()
+        if len(xs) != len(names):
+            raise PtocrError(f"the program takes {len(names)} inputs ({', '.join(names)}), "
+                             f"given {len(xs)}")
+        for name, a in zip(names, xs):
+            a = np.asarray(a)
             handle = pred.get_input_handle(name)
             handle.reshape(list(a.shape))
             handle.copy_from_cpu(np.ascontiguousarray(
-                a, dtype=a.dtype if a.dtype.kind in "iu" else np.float32))
+                a, dtype=np.float32 if a.dtype.kind == "f" else a.dtype))
         pred.run()
         return [pred.get_output_handle(n).copy_to_cpu() for n in pred.get_output_names()]
 
@@ -108,8 +116,9 @@ def _program(weights):
 
 
 class PaddleModule(torch.nn.Module):
-    """A Paddle inference program standing in for a torch model (first output), so the OCR
-    pipeline can run Paddle's models as a reference or a benchmark baseline."""
+    """A Paddle inference program standing in for a torch model (its output, or the tuple
+    of its outputs when it has several), so the OCR pipeline can run Paddle's models as a
+    reference or a benchmark baseline."""
 
     def __init__(self, path, task, meta=None, mkldnn=False):
         super().__init__()
@@ -118,13 +127,17 @@ class PaddleModule(torch.nn.Module):
         self.program = PaddleProgram(formats.read(path), mkldnn)
         self.ptocr_meta = meta or {"extra": {"task": task}}
 
-    def forward(self, x):
-        return torch.from_numpy(self.program(x.numpy())[0])
+    def forward(self, x, *extra):
+        outs = [torch.from_numpy(o) for o in self.program([t.numpy() for t in (x, *extra)])]
+        return outs[0] if len(outs) == 1 else tuple(outs)
 
 
 def torch_outputs(model, x):
+    """The model's outputs for ``x`` (an array, or the list of the program's inputs: the
+    torch model takes them as positional arguments in the same order)."""
+    xs = list(x) if isinstance(x, (list, tuple)) else [x]
     with torch.inference_mode():
-        out = model(*[torch.from_numpy(a) for a in (x if isinstance(x, list) else [x])])
+        out = model(*[torch.from_numpy(np.asarray(a)) for a in xs])
     if isinstance(out, dict):
         out = list(out.values())
     if not isinstance(out, (list, tuple)):
@@ -146,17 +159,33 @@ def make_inputs(spec, images=True, model=None):
     # `random: false`: the shapes only size the example input of program-order alignment
     for shape in spec.inputs.get("shapes", []) if spec.inputs.get("random", True) else []:
         inputs.append((f"random{list(shape)}", rng.uniform(-1, 1, shape).astype(np.float32)))
+    # programs with several inputs (or inputs that must be consistent with the image, such
+    # as SAR's valid_ratio): batches of seeded noise crops of the given (h, w) sizes, prepared
+    # by the table's own processing, as the pipeline prepares real crops
+    for sizes in spec.inputs.get("random_images", []):
+        from ..pipeline import model_inputs
+
+        crops = [rng.randint(0, 256, (int(h), int(w), 3)).astype(np.uint8) for h, w in sizes]
+        per_crop = [model_inputs(spec.processing, c) for c in crops]
+        batch = [np.concatenate(parts) for parts in zip(*per_crop)]
+        label = f"noise {'+'.join(f'{h}x{w}' for h, w in sizes)}"
+        inputs.append((label, batch[0] if len(batch) == 1 else batch))
     data = testdata_dir() if images else None
     if data and spec.inputs.get("images") and (spec.processing or {}).get("PreProcess"):
         from ..pipeline import model_inputs, read_image
 
         for rel in spec.inputs["images"]:
             try:
-                x = model_inputs(spec.processing, read_image(data / rel))[0]
+                xs = model_inputs(spec.processing, read_image(data / rel))
             except ValueError as exc:
                 raise PtocrError(f"{spec.name}: cannot prepare {rel}: {exc}") from None
-            inputs.append((f"image {rel}", x))
+            inputs.append((f"image {rel}", xs[0] if len(xs) == 1 else xs))
     return inputs
+
+
+def input_shape(x):
+    """Shape of an input (the image's, for a list of program inputs)."""
+    return list((x[0] if isinstance(x, (list, tuple)) else x).shape)
 
 
 def output_scale(tolerance, index):
@@ -280,15 +309,13 @@ def verify(weights, model, spec, images=True):
                     _judge_float64(fig, ref, out, r64, o64, spec.task, spec.tolerance, i)
         elif any(_fails_on_rounding_only(f, spec.tolerance) for f in figures):
             exact_model = exact_model or copy.deepcopy(model).double()
-            exact = torch_outputs(exact_model, [a.astype(np.float64) if a.dtype == np.float32
-                                                else a for a in x] if isinstance(x, list)
-                                  else x.astype(np.float64))
+            exact = torch_outputs(exact_model, [a.astype(np.float64) if a.dtype.kind == "f"
+                                                else a for a in (x if isinstance(x, list)
+                                                                 else [x])])
             for fig, ref, ex in zip(figures, ref_outs, exact):
                 _judge_exact(fig, ref, ex, spec.tolerance)
         for i, fig in enumerate(figures):
-            rows.append({"input": label, "output": i, **fig,
-                         "input_shape": [list(a.shape) for a in x] if isinstance(x, list)
-                         else list(x.shape)})
+            rows.append({"input": label, "input_shape": input_shape(x), "output": i, **fig})
     fused = fused_form_report(model, spec, inputs, paddle_refs, refs64)
     report = {
         "arch": spec.name,
@@ -308,9 +335,10 @@ def verify(weights, model, spec, images=True):
         probe = (make_inputs(spec, False, model) or
                  make_inputs(spec, model=model))  # tables with images only
         x0 = probe[0][1]
-        report["first_divergence"] = (localise(weights, model64, spec, x0, float64=True)
-                                      if refs64 is not None else
-                                      localise(weights, model, spec, x0))
+        if not isinstance(x0, list):  # the static-executor probe feeds one input
+            report["first_divergence"] = (localise(weights, model64, spec, x0, float64=True)
+                                          if refs64 is not None else
+                                          localise(weights, model, spec, x0))
     return report
 
 

@@ -33,13 +33,19 @@ class BaseModel(nn.Module):
             setattr(self, attr, module)
             in_channels = getattr(module, "out_channels", in_channels)
 
-    def forward(self, x, *more):
-        if more:  # several inputs (KIE: token ids, boxes, masks, ...) travel as one list
-            x = [x, *more]
-        for part in (self.transform, self.backbone, self.neck, self.head):
+    def forward(self, x, *extra):
+        """``extra``: the program's further inputs after the image, in its order (SAR's
+        valid_ratio, SRN's word positions and attention biases, ...); PaddleOCR's BaseModel
+        hands them to the head as ``targets``. A network without a head (KIE: the backbone
+        is the whole network) takes every input in its backbone."""
+        if extra and self.head is None:
+            x, extra = [x, *extra], ()
+        for part in (self.transform, self.backbone, self.neck):
             if part is not None:
                 x = part(x)
-        return x
+        if self.head is None:
+            return x
+        return self.head(x, list(extra)) if extra else self.head(x)
 
     def reparameterize(self):
         """Fuse every re-parameterizable block into its deploy form (in place)."""

@@ -120,3 +120,15 @@ class DownscaleInInferDropout(nn.Module):
 
     def extra_repr(self):
         return f"p={self.p}"
+
+
+class PaddleEmbedding(nn.Embedding):
+    """paddle.nn.Embedding: a lookup of ``padding_idx`` gives zeros whatever the weight row
+    holds (torch's padding_idx only keeps that row's gradient at zero, its forward reads the
+    row). Same parameter name and layout as torch's (tests/test_framework_ops.py)."""
+
+    def forward(self, ids):
+        out = super().forward(ids)
+        if self.padding_idx is None:
+            return out
+        return out.masked_fill((ids == self.padding_idx).unsqueeze(-1), 0.0)

@@ -488,23 +488,6 @@ def test_gru_cell_gate_order_and_layout():
     close(state, out.numpy(), atol=0)
 
 
-def test_embedding_padding_idx_looks_up_zeros_in_paddle():
-    """PaddleNLP's LayoutXLM builds its word table with padding_idx=0: paddle's lookup returns
-    zeros for that id, whatever the row holds (torch's padding_idx only freezes the gradient),
-    so the torch model zeroes id-0 embeddings itself (models/backbones/vqa_layoutlm.py)."""
-    ref = paddle.nn.Embedding(6, 4, padding_idx=0)
-    ref.weight.set_value(rand(6, 4))
-    ids = np.array([[0, 3, 0, 5]], np.int64)
-    out = ref(paddle.to_tensor(ids)).numpy()
-    assert np.all(out[0, [0, 2]] == 0) and np.abs(ref.weight.numpy()[0]).max() > 0
-    ours = nn.Embedding(6, 4, padding_idx=0)
-    ours.weight.data = torch.from_numpy(ref.weight.numpy())
-    t = torch.from_numpy(ids)
-    plain = ours(t).detach()
-    assert np.abs(plain.numpy() - out).max() > 1e-3  # torch alone does not zero it
-    close(out, plain.masked_fill((t == 0)[..., None], 0.0))
-
-
 def test_bilinear_weight_layout():
     """paddle.nn.Bilinear and torch.nn.Bilinear: the same [out, in1, in2] weight, y_k = x1 W_k
     x2 (no transpose; LayoutXLM's RE classifier)."""
@@ -554,3 +537,43 @@ def test_stn_tps_matrices_and_sampling_equal_paddles():
         # Paddle's own fp32 output is ~2.5e-4 from the float64 evaluation of the same
         # transform; the whole-network tests judge in float64 (~1e-8)
         close(want, got, atol=2e-4)
+
+def test_embedding_padding_idx_lookup_is_zero_in_paddle():
+    """paddle.nn.Embedding(padding_idx=p) returns zeros for index p whatever the weight row
+    holds; torch's nn.Embedding reads the row (padding_idx only freezes its gradient).
+    SAR's and SRN's embeddings look up their padding index (SRN: index 0, the character '0'),
+    PaddleNLP's LayoutXLM word table has padding_idx=0 (<s>), so ptocr uses
+    models.layers.PaddleEmbedding."""
+    from ptocr.models.layers import PaddleEmbedding
+
+    for pad in (0, 5):
+        ref = paddle.nn.Embedding(6, 4, padding_idx=pad)
+        ref.weight.set_value(rand(6, 4) + 2.0)  # a trained row is not zero
+        ours = PaddleEmbedding(6, 4, padding_idx=pad)
+        ours.weight.data = torch.from_numpy(ref.weight.numpy())
+        idx = np.array([[0, 5, 3], [5, 0, 1]])
+        close(ref(paddle.to_tensor(idx)), ours(torch.from_numpy(idx)), atol=0)
+        plain = nn.Embedding(6, 4, padding_idx=pad)
+        plain.weight.data = torch.from_numpy(ref.weight.numpy())
+        assert np.abs(plain(torch.from_numpy(idx)).detach().numpy()
+                      - ref(paddle.to_tensor(idx)).numpy()).max() > 1.0
+
+
+def test_lstm_step_by_step_equals_the_whole_sequence():
+    """SAR's decoder re-runs paddle's LSTM over the whole (steps+1)-long input at every step;
+    ptocr steps a forward LSTM once per position with its state. Paddle's output at position
+    i of a forward LSTM over the whole sequence equals the stepped output."""
+    ref = paddle.nn.LSTM(6, 5, num_layers=2, direction="forward")
+    ours = nn.LSTM(6, 5, num_layers=2, batch_first=True)
+    state = {k: v for k, v in ref.state_dict().items() if "cell" not in k}
+    for k, v in state.items():
+        v.set_value(rand(*v.shape))
+    ours.load_state_dict({k: torch.from_numpy(v.numpy()) for k, v in state.items()})
+    x = rand(2, 7, 6)
+    whole = ref(paddle.to_tensor(x))[0].numpy()
+    h, steps = None, []
+    with torch.no_grad():
+        for i in range(7):
+            y, h = ours(torch.from_numpy(x[:, i: i + 1]), h)
+            steps.append(y)
+    close(whole, torch.cat(steps, 1).numpy(), atol=1e-6)

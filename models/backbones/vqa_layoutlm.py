@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers import PaddleEmbedding
 from ..registry import register
 
 # PaddleNLP 2.8.1 layoutxlm/configuration.py, LAYOUTXLM_PRETRAINED_INIT_CONFIGURATION
@@ -63,7 +64,8 @@ class LayoutXLMEmbeddings(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         hidden, coord = cfg["hidden_size"], cfg["coordinate_size"]
-        self.word_embeddings = nn.Embedding(cfg["vocab_size"], hidden)
+        # PaddleNLP builds the word table with padding_idx=0: token 0 (<s>) embeds as zeros
+        self.word_embeddings = PaddleEmbedding(cfg["vocab_size"], hidden, padding_idx=0)
         self.position_embeddings = nn.Embedding(cfg["max_position_embeddings"], hidden)
         n2d = cfg["max_2d_position_embeddings"]
         self.x_position_embeddings = nn.Embedding(n2d, coord)
@@ -240,9 +242,7 @@ class LayoutXLMModel(nn.Module):
         n_visual = visual_bbox.shape[1]
         visual_position_ids = torch.arange(n_visual, device=input_ids.device).expand(batch, -1)
 
-        # PaddleNLP builds the word table with padding_idx=0, and Paddle's lookup returns zeros
-        # for that id (torch's only freezes its gradient): token 0 (<s>) embeds as zero words
-        words = emb.word_embeddings(input_ids).masked_fill((input_ids == 0)[..., None], 0.0)
+        words = emb.word_embeddings(input_ids)
         text = (words + emb.position_embeddings(position_ids)
                 + emb.spatial(bbox) + emb.token_type_embeddings(token_type_ids))
         text = emb.LayerNorm(text)
