@@ -10,6 +10,7 @@ import math
 import torch
 from torch import nn
 
+from ..layers import PaddleEmbedding
 from ..necks.rnn import Mlp
 from ..registry import register
 
@@ -95,7 +96,8 @@ class PositionalEncoding(nn.Module):
 class Embeddings(nn.Module):
     def __init__(self, d_model, vocab, padding_idx=0, scale_embedding=True):
         super().__init__()
-        self.embedding = nn.Embedding(vocab, d_model, padding_idx=padding_idx)
+        # paddle looks up padding_idx as zeros (torch would read the row)
+        self.embedding = PaddleEmbedding(vocab, d_model, padding_idx=padding_idx)
         self.d_model, self.scale_embedding = d_model, scale_embedding
 
     def forward(self, x):
