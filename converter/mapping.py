@@ -54,8 +54,8 @@ PADDLE_USE_ORDER = {
 
 def _by_class(table, cls):
     """``table``'s entry for a module class or its nearest base (a BatchNorm2d with a fused
-    activation is a BatchNorm2d to the program)."""
-    for base in cls.__mro__:
+    activation is a BatchNorm2d to the program); None for a tensor held by a parent module."""
+    for base in getattr(cls, "__mro__", ()):
         if base in table:
             return table[base]
     return None

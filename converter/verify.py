@@ -351,7 +351,10 @@ def fused_form_report(model, spec, inputs, paddle_refs, refs64):
 
     if not inputs:
         return {"passed": False, "results": []}
-    fused = fuse(copy.deepcopy(model), (torch.from_numpy(inputs[0][1]),))
+    x0 = inputs[0][1]  # an array, or the list of a multi-input program's inputs
+    fused = fuse(copy.deepcopy(model),
+                 tuple(torch.from_numpy(np.asarray(a)) for a in (x0 if isinstance(x0, list)
+                                                                  else [x0])))
     fused64 = torch_float64(fused) if refs64 is not None else None
     exact_model, out_rows = None, []
     for index, ((label, x), ref_outs) in enumerate(zip(inputs, paddle_refs)):
@@ -367,8 +370,9 @@ def fused_form_report(model, spec, inputs, paddle_refs, refs64):
                                spec.tolerance, i)
             elif _fails_on_rounding_only(fig, spec.tolerance):
                 exact_model = exact_model or torch_float64(fused)
-                _judge_exact(fig, ref, torch_outputs(exact_model, x.astype(np.float64))[i],
-                             spec.tolerance)
+                x64 = [a.astype(np.float64) if a.dtype.kind == "f" else a
+                       for a in (x if isinstance(x, list) else [x])]
+                _judge_exact(fig, ref, torch_outputs(exact_model, x64)[i], spec.tolerance)
             out_rows.append({"input": label, "output": i, **fig})
     info = getattr(fused, "ptocr_fused", {})
     f64 = [r["float64"]["max_abs"] for r in out_rows if "max_abs" in r.get("float64", {})]
