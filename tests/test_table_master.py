@@ -161,3 +161,35 @@ def test_table_master_preprocess_matches_paddleocr(testdata):
         np.testing.assert_array_equal(got["image"], data["image"])
         np.testing.assert_array_equal(got["shape"], data["shape"])
         assert got["image"].shape == (3, 480, 480) and got["image"].min() == -1.0
+
+
+def test_table_master_checkpoint_runs_its_processing_and_the_table_system_refuses_it(
+        twin, tmp_path, testdata):
+    """The converted checkpoint carries TableMaster's processing as data (resize, pad,
+    normalise; TableMasterLabelDecode with the dictionary) and decodes a real table image to
+    tokens and corner boxes; the table system refuses it with one line, since PaddleOCR
+    matches TableMaster's cells with its TableMasterMatcher, which is not ported."""
+    import ptocr
+    from conftest import run_cli
+    from ptocr.errors import PtocrError
+    from ptocr.pipeline.system import Stage
+    from ptocr.pipeline.table import TableRecognizer
+
+    # 8 dictionary entries + <UKN>, <SOS>, <EOS>, <PAD> = the twin's 12 classes
+    (tmp_path / "dict.txt").write_text("<thead>\n<tr>\n<td></td>\n</tr>\n</thead>\n<tbody>\n"
+                                       "<td\n</tbody>\n")
+    ckpt = tmp_path / "tm.pth"
+    res = run_cli("convert", "--arch", twin / "twin.yaml", "--paddle-dir", twin / "pir",
+                  "--rec-dict", tmp_path / "dict.txt", "--out", ckpt, "--no-verify")
+    assert res.returncode == 0, res.stderr
+    model = ptocr.load(ckpt)
+    stage = Stage(model, "table", None,
+                  character_dict=model.ptocr_meta["extra"]["character_dict"])
+    data = stage.prepare(ptocr.pipeline.read_image(testdata / "tables" / "example-table.jpeg"))
+    assert data["image"].shape == (3, 64, 64)
+    out = stage.post(stage.run([data]), np.array([data["shape"]]))[0]
+    assert set(out["structure"]) <= {"<thead>", "<tr>", "<td></td>", "</tr>", "</thead>",
+                                     "<tbody>", "<td", "</tbody>"}
+    assert out["bboxes"].ndim == 1 or out["bboxes"].shape[1] == 4
+    with pytest.raises(PtocrError, match="TableMasterMatcher"):
+        TableRecognizer(table=str(ckpt), det=None, rec=None, ocr=object())
