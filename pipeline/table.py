@@ -136,6 +136,13 @@ class TableRecognizer:
         extra = (getattr(model, "ptocr_meta", {}) or {}).get("extra") or {}
         self.table = Stage(model, "table", overrides.get("table"),
                            character_dict=extra.get("character_dict"))
+        if type(self.table.post).__name__ == "TableMasterLabelDecode":
+            # PaddleOCR's TableSystem matches TableMaster's cells with its own
+            # TableMasterMatcher (ppstructure/table/table_master_match.py), not TableMatch;
+            # HTML from the wrong matcher would silently differ from PaddleOCR's
+            raise PtocrError("TableMaster checkpoints are not supported by the table system "
+                             "yet (PaddleOCR's TableMasterMatcher is not ported); use "
+                             "SLANet or SLANet_plus")
 
     def __call__(self, image):
         img = pp.read_image(image) if isinstance(image, (str, Path)) else image

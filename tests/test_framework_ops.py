@@ -577,3 +577,24 @@ def test_lstm_step_by_step_equals_the_whole_sequence():
             y, h = ours(torch.from_numpy(x[:, i: i + 1]), h)
             steps.append(y)
     close(whole, torch.cat(steps, 1).numpy(), atol=1e-6)
+
+
+def test_layer_norm_over_chw_keeps_flat_affine_params():
+    """nn.LayerNorm([C, 1, 1]) (TableMaster's global-context block): Paddle stores the affine
+    parameters flat ([C]); ptocr's ContextNorm keeps them flat and normalises over C, H, W."""
+    from ptocr.models.backbones.table_master_resnet import ContextNorm
+
+    ref = paddle.nn.LayerNorm([16, 1, 1])
+    rng = np.random.RandomState(0)
+    ref.weight.set_value(rng.uniform(0.5, 1.5, [16]).astype("float32"))
+    ref.bias.set_value(rng.uniform(-0.5, 0.5, [16]).astype("float32"))
+    assert list(ref.weight.shape) == [16]
+    ours = ContextNorm(16)
+    with torch.no_grad():
+        ours.weight.copy_(torch.from_numpy(ref.weight.numpy()))
+        ours.bias.copy_(torch.from_numpy(ref.bias.numpy()))
+    x = rng.randn(2, 16, 1, 1).astype("float32")
+    want = ref(paddle.to_tensor(x)).numpy()
+    with torch.no_grad():
+        got = ours(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-6)

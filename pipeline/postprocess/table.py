@@ -73,3 +73,33 @@ class TableLabelDecode:
         bbox[0::2] /= ratio_w
         bbox[1::2] /= ratio_h
         return bbox
+
+
+@register("PostProcess")
+class TableMasterLabelDecode(TableLabelDecode):
+    """TableMaster's tokens: the dictionary (merged as above), then <UKN>, <SOS>, <EOS>, <PAD>,
+    all four ignored; boxes are xywh fractions of the padded canvas (``box_shape: pad``) or
+    of the source image (``ori``), returned as corners with PaddleOCR's half-size floor
+    division (x - w // 2)."""
+
+    def __init__(self, character_dict=None, box_shape="ori", merge_no_span_structure=True,
+                 **_training_only):
+        super().__init__(character_dict, merge_no_span_structure)
+        if box_shape not in ("ori", "pad"):
+            raise ValueError("TableMasterLabelDecode: box_shape must be 'ori' or 'pad'")
+        self.box_shape = box_shape
+        self.character = self.character[1:-1] + ["<UKN>", "<SOS>", "<EOS>", "<PAD>"]
+        n = len(self.character)
+        self.end_idx = n - 2
+        self.ignored = {n - 4, n - 3, n - 2, n - 1}
+
+    def _bbox_decode(self, bbox, shape):
+        h, w, ratio_h, ratio_w, pad_h, pad_w = shape
+        if self.box_shape == "pad":
+            h, w = pad_h, pad_w
+        bbox[0::2] *= w
+        bbox[1::2] *= h
+        bbox[0::2] /= ratio_w
+        bbox[1::2] /= ratio_h
+        x, y, w, h = bbox
+        return np.array([x - w // 2, y - h // 2, x + w // 2, y + h // 2])
