@@ -103,3 +103,78 @@ def test_a_broken_mapping_is_refused(exported, tmp_path):
 
     report = verify(weights, conv.model, conv.spec, images=False)
     assert not report["passed"]
+
+
+# ---- to Hugging Face transformers' own PPOCRV6SmallRecForTextRecognition (PaddlePaddle's
+# torch port: a second implementation no one here wrote) and back
+
+def test_deploy_export_to_transformers_verifies_and_loads(exported, tmp_path):
+    from transformers import PPOCRV6SmallRecForTextRecognition
+
+    _train, _pdparams, deploy, dict_file, table = exported
+    out, report = tmp_path / "hf", tmp_path / "hf.json"
+    res = run_cli("convert", "--arch", table, "--paddle-dir", deploy, "--to", "transformers",
+                  "--out", out, "--rec-dict", dict_file, "--use-space-char",
+                  "--require-verify", "--report", report)
+    assert res.returncode == 0, res.stderr
+    rep = json.loads(report.read_text())
+    rows = rep["verify"]["results"] if "verify" in rep else rep["results"]
+    assert all(r["pass"] for r in rows) and max(r["max_abs"] for r in rows) < 1e-4
+    model, info = PPOCRV6SmallRecForTextRecognition.from_pretrained(
+        out, output_loading_info=True)
+    assert info["missing_keys"] == set() and info["unexpected_keys"] == set()
+    assert info["mismatched_keys"] == set()
+    assert model.config.head_out_channels == 12 and model.config.hidden_size == 120
+    chars = json.loads((out / "preprocessor_config.json").read_text())["character_list"]
+    assert chars == ["blank"] + DICT + [" "]
+
+
+@pytest.fixture(scope="module")
+def training_to_hf(exported, tmp_path_factory):
+    """(direct ptocr conversion of the .pdparams, its transformers model, folder)."""
+    from ptocr.converter import hf
+
+    _train, pdparams, _deploy, _dict, table = exported
+    conv = convert(pdparams, weights=None, spec=find_arch(str(table)))
+    hf_model, _ = hf.to_transformers(conv.model, conv.config, conv.spec)
+    folder = tmp_path_factory.mktemp("v6hf") / "rec"
+    hf.write_folder(folder, hf_model, conv.spec, {"arch": ARCH, "processing": conv.processing,
+                                                  "extra": {"task": "rec"}})
+    return conv, hf_model, folder
+
+
+def test_training_form_to_transformers_equals_paddle_and_reads_back(exported,
+                                                                    training_to_hf):
+    import ptocr
+
+    train = exported[0]
+    conv, hf_model, folder = training_to_hf
+    x = np.random.RandomState(5).uniform(-1, 1, [2, 3, 48, 128]).astype(np.float32)
+    ref = PaddleProgram(formats.read(train))(x)[0]
+    back = ptocr.load(folder)
+    with torch.inference_mode():
+        got = hf_model(pixel_values=torch.from_numpy(x)).last_hidden_state.numpy()
+        direct = conv.model(torch.from_numpy(x)).numpy()
+        again = back(torch.from_numpy(x)).numpy()
+    assert np.abs(got - ref).max() < 1e-4
+    assert (got.argmax(-1) == ref.argmax(-1)).all()
+    assert np.abs(again - direct).max() < 1e-5  # RepDWConv fused on the way back
+
+
+def test_mapping_is_exact_once_transformers_constants_are_taken(training_to_hf):
+    """With transformers' constants (LayerNorm eps 1e-6 in the SVTR blocks, hardsigmoid 1/6)
+    our float64 model and transformers' agree to rounding: the renames are exact."""
+    from test_transformers_bridge import _outputs, _with_transformers_constants
+
+    from ptocr.models.backbones.pplcnetv4 import RepDWConv
+
+    conv, hf_model, _folder = training_to_hf
+    fused = __import__("copy").deepcopy(conv.model)  # fused in float32, as the HF copy was
+    for module in list(fused.modules()):
+        if isinstance(module, RepDWConv):
+            module.reparameterize()
+    ours = _with_transformers_constants(fused)
+    theirs = __import__("copy").deepcopy(hf_model).double().eval()
+    x = torch.from_numpy(np.random.RandomState(6).uniform(-1, 1, [1, 3, 48, 96]))
+    got, want = _outputs(theirs, ours, x, (theirs.head.head, ours.head.ctc_head.fc))
+    assert (got - want).abs().max().item() <= 1e-9

@@ -56,10 +56,11 @@ def _fuse(conv, bn):
 
 def _conv_like(conv, weight, bias):
     out = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
-                    conv.padding, conv.dilation, conv.groups, bias=True)
+                    conv.padding, conv.dilation, conv.groups, bias=True,
+                    device=weight.device, dtype=weight.dtype)
     out.weight.data.copy_(weight)
     out.bias.data.copy_(bias)
-    return out.to(weight.device)
+    return out
 
 
 class ConvBN(nn.Module):
