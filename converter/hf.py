@@ -152,6 +152,7 @@ def to_transformers(model, arch, spec, user_config=None):
     does not fit them is a MappingError naming the tensors, raised before anything is
     written."""
     hf = section(spec)
+    model = _fused(model, hf, copy_first=True)
     state = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
     cfg = hf_config(spec, arch, state)
     if user_config is not None:
@@ -166,6 +167,20 @@ def to_transformers(model, arch, spec, user_config=None):
         raise MappingError(f"the transformers config does not fit the weights: {exc}") from None
     hf_model.load_state_dict(new_state, strict=True)
     return hf_model.eval(), cfg
+
+
+def _fused(model, hf, copy_first=False):
+    """The model with the blocks the section's ``fuse`` names re-parameterized (transformers
+    holds some rep blocks fused, e.g. PPLCNetV4's RepDWConv, and the rest unfused)."""
+    kinds = set(hf.get("fuse") or ())
+    if not kinds:
+        return model
+    if copy_first:
+        model = copy.deepcopy(model)
+    for module in list(model.modules()):
+        if type(module).__name__ in kinds:
+            module.reparameterize()
+    return model
 
 
 def verify_spec(spec):
@@ -332,6 +347,7 @@ def load_folder(path):
         model = build(arch)
     except (KeyError, TypeError, ValueError) as exc:
         raise PtocrError(f"{path}: cannot build {spec.name} from its config ({exc})") from None
+    model = _fused(model, hf)
     renames = _rules(hf, "rules")
     # every ptocr name renamed forward gives its HF name; read the other way round
     # (and the tensors ptocr's blocks deliberately do not hold, e.g. the activation of

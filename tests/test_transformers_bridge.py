@@ -63,8 +63,14 @@ def rec(models, tmp_path_factory):
     return conv, out
 
 
+_PROGRAMS = {}
+
+
 def _paddle(models, name, x):
-    return PaddleProgram(formats.read(models(name)))(x)[0]
+    """Paddle Inference's output on x (one predictor per real model, built once)."""
+    if name not in _PROGRAMS:
+        _PROGRAMS[name] = PaddleProgram(formats.read(models(name)))
+    return _PROGRAMS[name](x)[0]
 
 
 def _image_input(name, rel, testdata):
@@ -121,8 +127,9 @@ def test_round_trip_equals_direct_checkpoint(det_folder, det_direct, rec, tmp_pa
     import shutil
 
     conv, rec_folder = rec
-    for folder, direct, shape in ((det_folder, det_direct.model, [1, 3, 320, 480]),
-                                  (rec_folder, conv.model, [2, 3, 48, 320])):
+    # small inputs: every weight takes part at any size
+    for folder, direct, shape in ((det_folder, det_direct.model, [1, 3, 96, 128]),
+                                  (rec_folder, conv.model, [2, 3, 48, 96])):
         back = ptocr.load(folder)
         assert back.ptocr_meta["arch"] == direct.ptocr_meta["arch"]
         assert back.ptocr_meta["extra"]["task"] == direct.ptocr_meta["extra"]["task"]
@@ -289,10 +296,11 @@ def test_mapping_is_exact_once_transformers_constants_are_taken(det_folder, det_
     rng = np.random.RandomState(1)
     rec_ours = _with_transformers_constants(conv.model)
     # transformers' rec takes its softmax in float32 whatever the model's dtype: compare the
-    # logits (the classifier's output) there
+    # logits (the classifier's output) there. Small inputs (float64 convolutions are slow on
+    # CPU): every weight takes part at any size.
     for hf_model, ours, shape, last in (
-            (det_hf, _with_transformers_constants(det_direct.model), [1, 3, 160, 224], None),
-            (rec_hf, rec_ours, [1, 3, 48, 160], (rec_hf.head.head, rec_ours.head.ctc_head.fc))):
+            (det_hf, _with_transformers_constants(det_direct.model), [1, 3, 64, 96], None),
+            (rec_hf, rec_ours, [1, 3, 48, 64], (rec_hf.head.head, rec_ours.head.ctc_head.fc))):
         x = torch.from_numpy(rng.uniform(-1, 1, shape))
         got, want = _outputs(hf_model, ours, x, last)
         assert (got - want).abs().max().item() <= 1e-9

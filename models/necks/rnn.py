@@ -1,5 +1,5 @@
 """Sequence encoders after PaddleOCR's necks/rnn.py: SequenceEncoder with the reshape, fc,
-rnn (2-layer BiLSTM) and svtr (SVTR global-attention block) encoders."""
+rnn (2-layer BiLSTM), svtr (SVTR global-attention block) and lightsvtr (PP-OCRv6) encoders."""
 
 import torch
 from torch import nn
@@ -193,7 +193,41 @@ class EncoderWithSVTR(nn.Module):
         return self.conv1x1(self.conv4(z))
 
 
-ENCODERS = {"fc": EncoderWithFC, "rnn": EncoderWithRNN, "svtr": EncoderWithSVTR}
+class EncoderWithLightSVTR(nn.Module):
+    """PP-OCRv6's neck: a 1x1 skip conv added to [1x1 reduce -> + local (1 x k depthwise)
+    conv -> SVTR global blocks -> LayerNorm]."""
+
+    def __init__(self, in_channels, dims=64, depth=1, num_heads=8, qkv_bias=True,
+                 mlp_ratio=4.0, qk_scale=None, local_kernel=7, use_guide=False, **_):
+        super().__init__()
+        self.conv_reduce = SVTRConvBN(in_channels, dims, 1)
+        self.local_conv = nn.Sequential(
+            nn.Conv2d(dims, dims, (1, local_kernel), padding=(0, local_kernel // 2),
+                      groups=dims, bias=False),
+            nn.BatchNorm2d(dims), nn.SiLU())
+        self.svtr_block = nn.ModuleList(
+            Block(dims, num_heads, mlp_ratio, qkv_bias, qk_scale, act="swish", epsilon=1e-5,
+                  prenorm=False) for _ in range(depth))
+        self.norm = nn.LayerNorm(dims, eps=1e-6)
+        self.skip_conv = SVTRConvBN(in_channels, dims, 1)
+        self.out_channels = dims
+        self.use_guide = use_guide  # stops gradients into the backbone while training
+
+    def forward(self, x):
+        x = x.detach() if self.use_guide else x
+        skip = self.skip_conv(x)
+        z = self.conv_reduce(x)
+        z = z + self.local_conv(z)
+        n, c, hh, ww = z.shape
+        z = z.flatten(2).transpose(1, 2)
+        for blk in self.svtr_block:
+            z = blk(z)
+        z = self.norm(z).reshape(n, hh, ww, c).permute(0, 3, 1, 2)
+        return z + skip
+
+
+ENCODERS = {"fc": EncoderWithFC, "rnn": EncoderWithRNN, "svtr": EncoderWithSVTR,
+            "lightsvtr": EncoderWithLightSVTR}
 
 
 @register("Neck")
@@ -209,14 +243,14 @@ class SequenceEncoder(nn.Module):
         if encoder_type not in ENCODERS:
             raise ValueError(f"unsupported SequenceEncoder type {encoder_type!r} "
                              f"(supported: reshape, {', '.join(ENCODERS)})")
-        if encoder_type == "svtr":
-            self.encoder = EncoderWithSVTR(in_channels, **kwargs)
+        if encoder_type in ("svtr", "lightsvtr"):
+            self.encoder = ENCODERS[encoder_type](in_channels, **kwargs)
         else:
             self.encoder = ENCODERS[encoder_type](in_channels, hidden_size)
         self.out_channels = self.encoder.out_channels
 
     def forward(self, x):
-        if self.encoder_type == "svtr":  # svtr works on the 2-D map, then flattens
+        if self.encoder_type in ("svtr", "lightsvtr"):  # these work on the 2-D map, then flattens
             return self.encoder_reshape(self.encoder(x))
         x = self.encoder_reshape(x)
         return x if self.encoder is None else self.encoder(x)

@@ -1,0 +1,357 @@
+"""Paddle twin of PP-OCRv6's recogniser, transcribed from PaddleOCR's own modules
+(backbones/rec_lcnetv4.py PPLCNetV4 with det=False, necks/rnn.py EncoderWithLightSVTR in a
+SequenceEncoder, heads/rec_multi_head.py's CTC branch, heads/rec_ctc_head.py CTCHead): same
+module tree, so the same state_dict() names. The SVTR Block, rec_svtrnet's ConvBNLayer and the
+CTCHead are paddle_transformer_ref's. Run as a script it exports the training form and,
+after PaddleOCR's own ``rep()``, the deploy form an export of a re-parameterized model holds
+(``python paddle_v6_ref.py FORMAT OUT CONFIG_JSON``)."""
+
+import json
+import os
+import sys
+
+if __name__ == "__main__" and sys.argv[1] == "pdmodel":
+    os.environ["FLAGS_enable_pir_api"] = "0"  # before paddle is imported
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import paddle  # noqa: E402
+import paddle.nn as nn  # noqa: E402
+import paddle.nn.functional as F  # noqa: E402
+
+from paddle_det_twins import randomize_scaled  # noqa: E402
+from paddle_transformer_ref import Block, CTCHead, ConvBNLayer  # noqa: E402
+
+NET_CONFIG_REC = {
+    "tiny": {"stem": (24, 48), "stem_type": "simple",
+             "blocks2": [[3, 48, 48, 1, True]],
+             "blocks3": [[3, 48, 48, 1, False]],
+             "blocks4": [[3, 48, 96, (2, 1), False], [3, 96, 96, 1, True],
+                         [3, 96, 96, 1, False]],
+             "blocks5": [[3, 96, 160, (2, 1), False], [3, 160, 160, 1, True],
+                         [3, 160, 160, 1, False], [3, 160, 160, 1, False]],
+             "blocks6": []},
+    "small": {"stem": (48, 96), "stem_type": "branch",
+              "blocks2": [[3, 96, 96, 1, True]],
+              "blocks3": [[3, 96, 96, 1, False], [3, 96, 96, 1, False]],
+              "blocks4": [[3, 96, 192, (2, 1), False], [3, 192, 192, 1, True],
+                          [3, 192, 192, 1, False], [3, 192, 192, 1, True],
+                          [3, 192, 192, 1, False], [3, 192, 192, 1, True],
+                          [3, 192, 192, 1, False]],
+              "blocks5": [[3, 192, 384, (2, 1), False], [3, 384, 384, 1, True],
+                          [3, 384, 384, 1, False]],
+              "blocks6": []},
+}
+
+
+# ---- rec_lcnetv4.py
+
+class Conv2D_BN(nn.Sequential):
+    def __init__(self, cin, cout, kernel_size=1, stride=1, padding=0, groups=1):
+        super().__init__()
+        self.add_sublayer("conv", nn.Conv2D(cin, cout, kernel_size, stride, padding,
+                                            groups=groups, bias_attr=False))
+        self.add_sublayer("bn", nn.BatchNorm2D(cout))
+
+    @paddle.no_grad()
+    def fuse(self):
+        c, bn = self.conv, self.bn
+        w = bn.weight / (bn._variance + bn._epsilon) ** 0.5
+        w = c.weight * w[:, None, None, None]
+        b = bn.bias - bn._mean * bn.weight / (bn._variance + bn._epsilon) ** 0.5
+        m = nn.Conv2D(w.shape[1] * c._groups, w.shape[0], w.shape[2:], stride=c._stride,
+                      padding=c._padding, groups=c._groups)
+        m.weight.set_value(w)
+        m.bias.set_value(b)
+        return m
+
+
+class ConvBNAct(nn.Layer):
+    def __init__(self, cin, cout, kernel_size=3, stride=1, padding=1, use_act=True):
+        super().__init__()
+        self.use_act = use_act
+        self.is_repped = False
+        self.conv = nn.Conv2D(cin, cout, kernel_size, stride,
+                              padding=padding if isinstance(padding, str)
+                              else (kernel_size - 1) // 2, bias_attr=False)
+        self.bn = nn.BatchNorm2D(cout)
+        if use_act:
+            self.act = nn.ReLU()
+
+    def forward(self, x):
+        x = self.conv(x)
+        if not self.is_repped:
+            x = self.bn(x)
+        if self.use_act:
+            x = self.act(x)
+        return x
+
+    @paddle.no_grad()
+    def rep(self):
+        c, bn = self.conv, self.bn
+        w = bn.weight / (bn._variance + bn._epsilon) ** 0.5
+        fused_w = c.weight * w[:, None, None, None]
+        fused_b = bn.bias - bn._mean * bn.weight / (bn._variance + bn._epsilon) ** 0.5
+        m = nn.Conv2D(c._in_channels, c._out_channels, c._kernel_size, stride=c._stride,
+                      padding=c._padding, dilation=c._dilation, groups=c._groups)
+        m.weight.set_value(fused_w)
+        m.bias.set_value(fused_b)
+        self.conv = m
+        del self.bn
+        self.is_repped = True
+
+
+class StemBlock(nn.Layer):
+    def __init__(self, cin=3, mid=48, cout=96):
+        super().__init__()
+        self.stem1 = ConvBNAct(cin, mid, 3, 2)
+        self.stem2a = ConvBNAct(mid, mid // 2, 2, 1, padding="SAME")
+        self.stem2b = ConvBNAct(mid // 2, mid, 2, 1, padding="SAME")
+        self.stem3 = ConvBNAct(mid * 2, mid, 3, 2)
+        self.stem4 = ConvBNAct(mid, cout, 1, 1)
+        self.pool = nn.MaxPool2D(kernel_size=2, stride=1, padding="SAME")
+
+    def forward(self, x):
+        x = self.stem1(x)
+        x2 = self.stem2b(self.stem2a(x))
+        x1 = self.pool(x)
+        return self.stem4(self.stem3(paddle.concat([x1, x2], axis=1)))
+
+    def rep(self):
+        for attr in ("stem1", "stem2a", "stem2b", "stem3", "stem4"):
+            getattr(self, attr).rep()
+
+
+class SELayer(nn.Layer):
+    def __init__(self, channel, reduction=4):
+        super().__init__()
+        self.conv1 = nn.Conv2D(channel, channel // reduction, 1)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2D(channel // reduction, channel, 1)
+        self.hardsigmoid = nn.Hardsigmoid()
+
+    def forward(self, x):
+        identity = x
+        x = x.mean(axis=[2, 3], keepdim=True)
+        x = self.hardsigmoid(self.conv2(self.relu(self.conv1(x))))
+        return paddle.multiply(x=identity, y=x)
+
+
+class RepDWConv(nn.Layer):
+    def __init__(self, channels, kernel_size=3):
+        super().__init__()
+        self.channels, self.kernel_size = channels, kernel_size
+        padding = (kernel_size - 1) // 2
+        self.conv = Conv2D_BN(channels, channels, kernel_size, 1, padding, groups=channels)
+        self.conv1 = nn.Conv2D(channels, channels, 1, 1, 0, groups=channels, bias_attr=False)
+        self.bn = nn.BatchNorm2D(channels)
+        self.is_repped = False
+
+    def forward(self, x):
+        if self.is_repped:
+            return self.reparam_conv(x)
+        return self.bn(self.conv(x) + self.conv1(x) + x)
+
+    @paddle.no_grad()
+    def rep(self):
+        conv = self.conv.fuse()
+        p = self.kernel_size // 2
+        conv1_w = F.pad(self.conv1.weight, [p, p, p, p])
+        identity = F.pad(paddle.ones([self.conv1.weight.shape[0],
+                                      self.conv1.weight.shape[1], 1, 1]), [p, p, p, p])
+        conv.weight.set_value(conv.weight + conv1_w + identity)
+        bn = self.bn
+        scale = bn.weight / (bn._variance + bn._epsilon) ** 0.5
+        conv.weight.set_value(conv.weight * scale[:, None, None, None])
+        conv.bias.set_value(bn.bias + (conv.bias - bn._mean) * scale)
+        self.reparam_conv = nn.Conv2D(self.channels, self.channels, self.kernel_size, 1,
+                                      (self.kernel_size - 1) // 2, groups=self.channels)
+        self.reparam_conv.weight.set_value(conv.weight)
+        self.reparam_conv.bias.set_value(conv.bias)
+        self.__delattr__("conv")
+        self.__delattr__("conv1")
+        self.__delattr__("bn")
+        self.is_repped = True
+
+
+class LCNetV4Block(nn.Layer):
+    def __init__(self, cin, cout, stride, dw_size, use_se=False, expand_ratio=2):
+        super().__init__()
+        self.has_residual = cin == cout and stride == 1
+        self.use_rep_dw = stride == 1 and cin == cout
+        self.token_mixer = nn.Sequential()
+        if self.use_rep_dw:
+            self.token_mixer.add_sublayer("rep_dw", RepDWConv(cin, dw_size))
+        else:
+            self.token_mixer.add_sublayer("dw_conv", Conv2D_BN(
+                cin, cin, dw_size, stride, (dw_size - 1) // 2, groups=cin))
+        if use_se:
+            self.token_mixer.add_sublayer("se", SELayer(cin))
+        hidden = int(cin * expand_ratio)
+        self.channel_mixer = nn.Sequential()
+        self.channel_mixer.add_sublayer("expand", Conv2D_BN(cin, hidden, 1, 1, 0))
+        self.channel_mixer.add_sublayer("act", nn.GELU())
+        self.channel_mixer.add_sublayer("compress", Conv2D_BN(hidden, cout, 1, 1, 0))
+
+    def forward(self, x):
+        x = self.token_mixer(x)
+        if self.has_residual:
+            return x + self.channel_mixer(x)
+        return self.channel_mixer(x)
+
+    def rep(self):
+        if self.use_rep_dw:
+            self.token_mixer.rep_dw.rep()
+        else:
+            self.token_mixer.dw_conv = self.token_mixer.dw_conv.fuse()
+        for name in ("expand", "compress"):
+            m = getattr(self.channel_mixer, name, None)
+            if isinstance(m, Conv2D_BN):
+                setattr(self.channel_mixer, name, m.fuse())
+
+
+class PPLCNetV4(nn.Layer):
+    def __init__(self, model_size="small"):
+        super().__init__()
+        cfg = NET_CONFIG_REC[model_size]
+        mid, out = cfg["stem"]
+        if cfg["stem_type"] == "branch":
+            self.conv1 = StemBlock(3, mid, out)
+        else:
+            self.conv1 = nn.Sequential(Conv2D_BN(3, mid, 3, 2, 1), nn.GELU(),
+                                       Conv2D_BN(mid, out, 3, 2, 1))
+
+        def make_stage(name):
+            return nn.Sequential(*[LCNetV4Block(i, o, s, k, se, expand_ratio=2)
+                                   for k, i, o, s, se in cfg.get(name, [])])
+
+        self.blocks2 = make_stage("blocks2")
+        self.blocks3 = make_stage("blocks3")
+        self.blocks4 = make_stage("blocks4")
+        self.blocks5 = make_stage("blocks5")
+        self.blocks6 = make_stage("blocks6")
+        for name in reversed(["blocks2", "blocks3", "blocks4", "blocks5", "blocks6"]):
+            if cfg.get(name):
+                self.out_channels = cfg[name][-1][2]
+                break
+
+    def forward(self, x):
+        x = self.conv1(x)
+        x = self.blocks5(self.blocks4(self.blocks3(self.blocks2(x))))
+        x = self.blocks6(x)
+        if self.training:
+            return F.adaptive_avg_pool2d(x, [1, 40])
+        return F.avg_pool2d(x, [3, 2])
+
+    def rep(self):
+        if hasattr(self.conv1, "rep"):
+            self.conv1.rep()
+        for stage in (self.blocks2, self.blocks3, self.blocks4, self.blocks5, self.blocks6):
+            for block in stage:
+                block.rep()
+
+
+# ---- necks/rnn.py
+
+class EncoderWithLightSVTR(nn.Layer):
+    def __init__(self, in_channels, dims=64, depth=1, num_heads=8, qkv_bias=True,
+                 mlp_ratio=4.0, local_kernel=7, **_):
+        super().__init__()
+        self.conv_reduce = ConvBNLayer(in_channels, dims, kernel_size=1, act=nn.Swish)
+        self.local_conv = nn.Sequential(
+            nn.Conv2D(dims, dims, [1, local_kernel], padding=[0, local_kernel // 2],
+                      groups=dims, bias_attr=False),
+            nn.BatchNorm2D(dims), nn.Swish())
+        self.svtr_block = nn.LayerList([
+            Block(dim=dims, num_heads=num_heads, mixer="Global", HW=None, mlp_ratio=mlp_ratio,
+                  qkv_bias=qkv_bias, act_layer=nn.Swish, epsilon=1e-05, prenorm=False)
+            for _ in range(depth)])
+        self.norm = nn.LayerNorm(dims, epsilon=1e-6)
+        self.skip_conv = ConvBNLayer(in_channels, dims, kernel_size=1, act=nn.Swish)
+        self.out_channels = dims
+
+    def forward(self, x):
+        skip = self.skip_conv(x)
+        z = self.conv_reduce(x)
+        z = z + self.local_conv(z)
+        B, C, H, W = z.shape
+        z = z.flatten(2).transpose([0, 2, 1])
+        for blk in self.svtr_block:
+            z = blk(z)
+        z = self.norm(z)
+        z = z.reshape([0, H, W, C]).transpose([0, 3, 1, 2])
+        return z + skip
+
+
+class Im2Seq(nn.Layer):
+    def forward(self, x):
+        return x.squeeze(axis=2).transpose([0, 2, 1])
+
+
+class SequenceEncoder(nn.Layer):
+    def __init__(self, in_channels, **neck):
+        super().__init__()
+        self.encoder_reshape = Im2Seq()
+        self.encoder = EncoderWithLightSVTR(in_channels, **neck)
+        self.out_channels = self.encoder.out_channels
+
+    def forward(self, x):
+        return self.encoder_reshape(self.encoder(x))
+
+
+class MultiHead(nn.Layer):
+    """The CTC branch of heads/rec_multi_head.py (the NRTR branch is training-only)."""
+
+    def __init__(self, in_channels, classes, **neck):
+        super().__init__()
+        self.encoder_reshape = Im2Seq()
+        self.ctc_encoder = SequenceEncoder(in_channels, **neck)
+        self.ctc_head = CTCHead(self.ctc_encoder.out_channels, classes)
+
+    def forward(self, x):
+        return self.ctc_head(self.ctc_encoder(x))
+
+
+class BaseModel(nn.Layer):
+    def __init__(self, cfg):
+        super().__init__()
+        self.backbone = PPLCNetV4(cfg["model_size"])
+        self.head = MultiHead(self.backbone.out_channels, cfg["classes"], **cfg["neck"])
+
+    def forward(self, x):
+        return self.head(self.backbone(x))
+
+
+# scaled up after the fan-in scaling: attention peaked and class probabilities far from
+# uniform, so that a mix-up anywhere shows in the output (near-uniform softmax hides errors)
+# The residual branches' last BN scale is small (PaddleOCR initialises it to 0): with scales
+# around 1 the 15 residual blocks grow the activations ~100x and the softmax saturates.
+SHARPEN = (("qkv.weight", 4.0), ("compress.bn.weight", 0.2))
+
+
+def build(cfg, seed=0):
+    """The randomised recogniser, training form: every parameter and BN statistic random,
+    weights ~ 1/sqrt(fan-in) and BN scales around 1 so the deep stack keeps unit-scale
+    activations (then SHARPEN)."""
+    paddle.seed(seed)
+    model = randomize_scaled(BaseModel(cfg), cfg.get("seed", seed))
+    for name, t in model.state_dict().items():
+        factor = next((f for key, f in SHARPEN if name.endswith(key)), None)
+        if factor:
+            t.set_value(t.numpy() * factor)
+    return model.eval()
+
+
+def export(fmt, out, cfg):
+    """OUT/train: the training form's program, OUT/train.pdparams its weights; OUT/deploy:
+    the same model's program after PaddleOCR's rep()."""
+    model = build(cfg)
+    spec = [paddle.static.InputSpec([None] + list(cfg["input"]), "float32", "x")]
+    paddle.jit.save(model, os.path.join(out, "train", "inference"), input_spec=spec)
+    paddle.save(model.state_dict(), os.path.join(out, "train.pdparams"))
+    model.backbone.rep()
+    paddle.jit.save(model, os.path.join(out, "deploy", "inference"), input_spec=spec)
+
+
+if __name__ == "__main__":
+    export(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]))
