@@ -43,3 +43,21 @@ def run_cli(*args, env=None, cwd=None):
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def convert_and_verify_twin(twin, form):
+    """Convert a table twin folder (twin.yaml, pir/ export, train/ checkpoint) from its PIR
+    export (``form`` "pir", aligned by program order) or its training checkpoint ("pdparams",
+    by names) and return the verifier's report against the PIR program."""
+    from ptocr.converter import formats
+    from ptocr.converter.convert import convert
+    from ptocr.converter.mapping import find_arch
+    from ptocr.converter.verify import verify
+
+    spec = find_arch(str(twin / "twin.yaml"))
+    program = formats.read(twin / "pir" / "inference.json")
+    weights = program if form == "pir" else formats.read(twin / "train")
+    conv = convert(None, weights=weights, spec=spec)
+    assert conv.report.method == ("program order" if form == "pir" else "names")
+    report = verify(program, conv.model, spec)
+    return report

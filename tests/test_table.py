@@ -312,17 +312,9 @@ def _env():
 
 @pytest.mark.parametrize("form", ["pir", "pdparams"])
 def test_slanet_twin_converts_and_verifies(twin, form):
-    from ptocr.converter import formats
-    from ptocr.converter.convert import convert
-    from ptocr.converter.mapping import find_arch
-    from ptocr.converter.verify import verify
+    from conftest import convert_and_verify_twin
 
-    spec = find_arch(str(twin / "twin.yaml"))
-    program = formats.read(twin / "pir" / "inference.json")
-    weights = program if form == "pir" else formats.read(twin / "train")
-    conv = convert(None, weights=weights, spec=spec)
-    assert conv.report.method == ("program order" if form == "pir" else "names")
-    report = verify(program, conv.model, spec)
+    report = convert_and_verify_twin(twin, form)
     assert report["passed"], report["results"]
     assert max(r["max_abs"] for r in report["results"]) < 1e-5
     # the decoder stopped early on the first input: the program's extra step is there

@@ -69,17 +69,9 @@ def twin(tmp_path_factory):
 
 @pytest.mark.parametrize("form", ["pir", "pdparams"])
 def test_table_master_twin_converts_and_verifies(twin, form):
-    from ptocr.converter import formats
-    from ptocr.converter.convert import convert
-    from ptocr.converter.mapping import find_arch
-    from ptocr.converter.verify import verify
+    from conftest import convert_and_verify_twin
 
-    spec = find_arch(str(twin / "twin.yaml"))
-    program = formats.read(twin / "pir" / "inference.json")
-    weights = program if form == "pir" else formats.read(twin / "train")
-    conv = convert(None, weights=weights, spec=spec)
-    assert conv.report.method == ("program order" if form == "pir" else "names")
-    report = verify(program, conv.model, spec)
+    report = convert_and_verify_twin(twin, form)
     assert report["passed"], report["results"]
     assert report["judged_in"] == "float64", report.get("float64_unavailable")
     assert max(r["max_abs"] for r in report["results"]) < 1e-5
