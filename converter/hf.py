@@ -30,6 +30,9 @@ from .mapping import (_paddle_unused, _rename, _set_path, _shared_rules, list_ar
 
 PTOCR_FILE = "ptocr.json"  # ptocr's own record in a folder it wrote (arch, dictionary, parity)
 PREPROCESSOR_FILE = "preprocessor_config.json"
+# tensors of the ptocr model that transformers' class does not hold (a table's `ptocr_only`:
+# SLANet's cell-location branch), kept beside model.safetensors so the folder loads back whole
+PTOCR_ONLY_FILE = "ptocr_only.safetensors"
 
 
 def _transformers():
@@ -150,7 +153,8 @@ def to_transformers(model, arch, spec, user_config=None):
     model's Architecture. ``user_config`` (a
     config.json dict, e.g. from the Hub) replaces the one written from the weights; one that
     does not fit them is a MappingError naming the tensors, raised before anything is
-    written."""
+    written. The tensors the table's ``ptocr_only`` patterns name (transformers' class has no
+    place for them) are set aside as ``hf_model.ptocr_only_state`` for ``write_folder``."""
     hf = section(spec)
     model = _fused(model, hf, copy_first=True)
     state = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
@@ -160,12 +164,16 @@ def to_transformers(model, arch, spec, user_config=None):
     hf_model = build_hf(hf, cfg)
     renames = _rules(hf, "rules")
     tensors = {k: v.detach().cpu().numpy() for k, v in state.items()}
+    only = [re.compile(p) for p in hf.get("ptocr_only") or ()]
     try:
         new_state, _report = map_named(tensors, hf_model, f"{hf['class']}",
-                                       lambda n: _rename(n, renames), _rules(hf, "fill"))
+                                       lambda n: _rename(n, renames), _rules(hf, "fill"),
+                                       ignore=[p.pattern for p in only])
     except MappingError as exc:
         raise MappingError(f"the transformers config does not fit the weights: {exc}") from None
     hf_model.load_state_dict(new_state, strict=True)
+    hf_model.ptocr_only_state = {k: v.detach().clone() for k, v in state.items()
+                                 if any(p.search(k) for p in only)}
     return hf_model.eval(), cfg
 
 
@@ -192,6 +200,9 @@ def verify_spec(spec):
     out = copy.copy(spec)
     out.tolerance = {**spec.tolerance,
                      "float64_max_abs": spec.tolerance.get("max_abs", 1e-4)}
+    hf = section(spec)
+    out.paddle_outputs = hf.get("paddle_outputs")  # the program outputs the class returns
+    out.stops_early = hf.get("stops_early")  # it stops decoding at the end token
     return out
 
 
@@ -234,6 +245,11 @@ def write_folder(out, hf_model, spec, meta, overwrite=False):
 
         hf_logging.disable_progress_bar()
         hf_model.save_pretrained(tmp, safe_serialization=True)
+        only = getattr(hf_model, "ptocr_only_state", None)
+        if only:
+            from safetensors.torch import save_file
+
+            save_file({k: v.contiguous() for k, v in only.items()}, str(tmp / PTOCR_ONLY_FILE))
         (tmp / PREPROCESSOR_FILE).write_text(json.dumps(
             image_processor_config(spec, meta.get("extra")), indent=2, ensure_ascii=False) + "\n",
             encoding="utf-8")
@@ -331,6 +347,24 @@ def _dictionary(path, spec, n_classes):
     return {"character_dict": chars, "use_space_char": space, "dict_source": PREPROCESSOR_FILE}
 
 
+def _ptocr_only(path, hf):
+    """The tensors transformers' class does not hold, from the folder's ptocr_only file (named
+    as ptocr names them, which the backward renaming leaves as they are)."""
+    if not hf.get("ptocr_only"):
+        return {}
+    extra = path / PTOCR_ONLY_FILE
+    if not extra.is_file():
+        raise PtocrError(f"{path}: transformers' {hf['class']} holds no {hf['ptocr_only_what']}, "
+                         f"which ptocr needs ({PTOCR_ONLY_FILE} is written by `ptocr convert "
+                         "--to transformers`; or convert the Paddle model itself)")
+    from safetensors.numpy import load_file
+
+    try:
+        return load_file(str(extra))
+    except Exception as exc:
+        raise PtocrError(f"{extra}: not readable ({exc})") from None
+
+
 def load_folder(path):
     """A ptocr model (eval mode, ``ptocr_meta`` set) from a transformers folder."""
     from safetensors.numpy import load_file
@@ -359,6 +393,7 @@ def load_folder(path):
     except Exception as exc:
         raise PtocrError(f"{path / 'model.safetensors'}: not readable ({exc})") from None
     tensors = {k: v for k, v in tensors.items() if not k.endswith("num_batches_tracked")}
+    tensors.update(_ptocr_only(path, hf))
     try:
         state, _report = map_named(tensors, model, f"{spec.name} (from transformers)",
                                    lambda n: backward.get(n, n))

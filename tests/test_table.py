@@ -284,6 +284,7 @@ inputs:
   shapes: [[1, 3, 64, 64], [2, 3, 96, 128]]
   images: [tables/example-table.jpeg]
 tolerance: {max_abs: 1.0e-4}
+transformers: {use: SLANet_plus}
 """
 
 
@@ -345,3 +346,111 @@ def test_broken_slanet_conversion_refused(twin, monkeypatch):
     report = verify(formats.read(twin / "pir" / "inference.json"), conv.model, spec,
                     images=False)
     assert not report["passed"]
+
+
+# ---- SLANet to Hugging Face transformers (SLANetForTableRecognition, PaddlePaddle's own
+# torch port): the twin's conversion filled into transformers' class, judged against the
+# Paddle program, written as a folder and read back whole
+
+@pytest.fixture(scope="module")
+def slanet_hf(twin, tmp_path_factory):
+    from ptocr.converter import formats, hf
+    from ptocr.converter.convert import convert
+    from ptocr.converter.mapping import find_arch
+
+    spec = find_arch(str(twin / "twin.yaml"))  # `transformers: {use: SLANet_plus}`
+    conv = convert(None, weights=formats.read(twin / "train"), spec=spec)
+    hf_model, cfg = hf.to_transformers(conv.model, conv.config, spec)
+    folder = tmp_path_factory.mktemp("slanet_hf") / "hf"
+    conv.model.ptocr_meta = {"arch": "SLANet_plus", "config": conv.config,
+                             "processing": conv.processing, "extra": {"task": "table"}}
+    hf.write_folder(folder, hf_model, spec, {"arch": "SLANet_plus",
+                                              "processing": conv.processing,
+                                              "extra": {"task": "table"}})
+    return spec, conv, hf_model, cfg, folder
+
+
+def test_slanet_to_transformers_equals_paddle(twin, slanet_hf):
+    from ptocr.converter import formats, hf
+    from ptocr.converter.verify import verify
+
+    spec, _conv, hf_model, cfg, _folder = slanet_hf
+    assert cfg["out_channels"] == 10 and cfg["hidden_size"] == 32 and \
+        cfg["post_conv_out_channels"] == 16 and cfg["max_text_length"] == 30
+    report = verify(formats.read(twin / "pir" / "inference.json"),
+                    hf.HFOutputs(hf_model), hf.verify_spec(spec))
+    assert report["passed"], report["results"]
+    # structure probabilities only (program output 1), over the steps transformers ran
+    assert report["judged_in"] == "float32" and "float32" in report["float64_unavailable"]
+    rows = report["results"]
+    assert {r["output"] for r in rows} == {0} and max(r["max_abs"] for r in rows) < 1e-5
+    assert any(r["shape"][1] < 31 for r in rows)  # stopped early on some input: cut compared
+
+
+def test_slanet_structure_mismatch_refused_by_verifier(twin, slanet_hf):
+    """The check can fail: the GRU's reset/update gate rows swapped in transformers' cell."""
+    import copy
+
+    import torch
+
+    from ptocr.converter import formats, hf
+    from ptocr.converter.verify import verify
+
+    spec, _conv, hf_model, _cfg, _folder = slanet_hf
+    broken = copy.deepcopy(hf_model)
+    w = broken.head.structure_attention_cell.rnn.weight_ih.data
+    h = w.shape[0] // 3
+    w.copy_(torch.cat([w[h:2 * h], w[:h], w[2 * h:]]))
+    report = verify(formats.read(twin / "pir" / "inference.json"), hf.HFOutputs(broken),
+                    hf.verify_spec(spec), images=False)
+    assert not report["passed"]
+
+
+def test_slanet_transformers_folder_loads_both_ways(slanet_hf):
+    import torch
+    from transformers import SLANetForTableRecognition
+
+    import ptocr
+    from ptocr.converter import hf
+
+    _spec, conv, _hf_model, _cfg, folder = slanet_hf
+    model, info = SLANetForTableRecognition.from_pretrained(folder, output_loading_info=True)
+    assert info["missing_keys"] == set() and info["unexpected_keys"] == set()
+    assert (folder / hf.PTOCR_ONLY_FILE).is_file()
+    back = ptocr.load(folder)  # whole again: the cell-location branch from ptocr_only
+    x = torch.rand(2, 3, 96, 128) * 2 - 1
+    with torch.inference_mode():
+        want = conv.model.eval()(x)
+        got = back(x)
+        structure = model(pixel_values=x).last_hidden_state
+    for key in ("structure_probs", "loc_preds"):
+        assert torch.allclose(got[key], want[key], atol=1e-5)
+    steps = structure.shape[1]
+    assert torch.allclose(structure, want["structure_probs"][:, :steps], atol=1e-5)
+
+
+def test_slanet_folder_without_cell_branch_refused(slanet_hf, tmp_path):
+    """A folder as PaddlePaddle publishes it (transformers' weights only) cannot give ptocr's
+    table system its cell boxes: one line saying so."""
+    import shutil
+
+    import ptocr
+    from ptocr.converter import hf
+    from ptocr.errors import PtocrError
+
+    folder = tmp_path / "published"
+    shutil.copytree(slanet_hf[4], folder)
+    (folder / hf.PTOCR_ONLY_FILE).unlink()
+    with pytest.raises(PtocrError, match="holds no cell-location branch") as info:
+        ptocr.load(folder)
+    assert "\n" not in str(info.value)
+
+
+def test_slanet_transformers_config_that_does_not_fit_refused(slanet_hf):
+    from ptocr.converter import hf
+    from ptocr.errors import MappingError
+
+    spec, conv, _hf_model, cfg, _folder = slanet_hf
+    for key, value in (("hidden_size", 64), ("out_channels", 12)):
+        with pytest.raises(MappingError, match="does not fit the weights.*shape conflicts"):
+            hf.to_transformers(conv.model, conv.config, spec, {**cfg, key: value})
