@@ -35,7 +35,7 @@ from .ocr import IMAGE_SUFFIXES, _collect, _with_ocr_options
 @click.option("--dict-path", type=click.Path(dir_okay=False),
               help="With --sdmgr: the character dictionary the model was trained with.")
 @click.option("--class-path", type=click.Path(dir_okay=False),
-              help="With --sdmgr: the class list ('index name' per line).")
+              help="With --sdmgr: the class list (class i on line i).")
 @click.option("--data-dir", type=click.Path(file_okay=False),
               help="With --sdmgr: folder the image paths are relative to (default: the box "
               "file's).")

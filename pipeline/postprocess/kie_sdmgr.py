@@ -1,7 +1,7 @@
 """SDMGR's post-processing. PaddleOCR has no operator for it (its config says
 ``PostProcess: name: None``); tools/infer_kie.py does it inline: softmax over each box's class
 logits, the max probability and its index, named through the class list file
-(read_class_list: 'index name' per line; an index not listed stays a number). The edge
+(read_class_list: class i is line i of the file; an index past its end stays a number). The edge
 logits, which infer_kie computes and drops, give per ordered box pair the probability that
 the two belong together (softmax, class 1); pairs above ``edge_thresh`` are reported."""
 
@@ -11,18 +11,10 @@ from ..registry import register
 
 
 def read_class_list(class_path):
-    """tools/infer_kie.py's read_class_list: {'0': 'Ignore', '1': 'Store_name_value', ...}."""
-    classes = {}
+    """tools/infer_kie.py's read_class_list: line index -> the line (one class per line, as
+    KieLabelEncode's class_path numbers them)."""
     with open(class_path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            parts = line.rstrip("\r\n").split(" ")
-            if len(parts) != 2:
-                raise ValueError(f"{class_path} line {n}: expected 'index name', "
-                                 f"got {line.strip()!r}")
-            classes[parts[0]] = parts[1].rstrip()
-    return classes
+        return {i: line.strip("\n") for i, line in enumerate(fh.readlines())}
 
 
 def _softmax(x):
@@ -42,7 +34,7 @@ class SDMGRPostProcess:
         node, edge = (np.asarray(p, dtype=np.float32) for p in preds[:2])
         probs = _softmax(node)
         ids, scores = probs.argmax(-1), probs.max(-1)
-        boxes = [{"class_id": int(i), "label": self.classes.get(str(int(i)), str(int(i))),
+        boxes = [{"class_id": int(i), "label": self.classes.get(int(i), str(int(i))),
                   "score": float(s)} for i, s in zip(ids, scores)]
         n = len(node)
         link = _softmax(edge)[:, 1].reshape(n, n)
