@@ -95,15 +95,16 @@ class Kie_backbone(nn.Module):  # noqa: N801 (PaddleOCR's class name)
         self.img_feat = UNet()
         self.maxpool = nn.MaxPool2d(7)
 
-    @staticmethod
-    def pre_process(img, relations, texts, boxes, tag, img_size):
+    def pre_process(self, img, relations, texts, boxes, tag, img_size):
+        # Paddle makes these float32 tensors; ours take the weights' dtype (float64 checks)
+        dtype = self.img_feat.down1.conv1.weight.dtype
         h, w = int(img_size[:, 0].max()), int(img_size[:, 1].max())
         rels, txts, bxs = [], [], []
         for i, (num, text_len) in enumerate(tag.long().tolist()):
-            rels.append(relations[i, :num, :num].float())
-            txts.append(texts[i, :num, :text_len].float())
-            bxs.append(boxes[i, :num].float())
-        return img[:, :, :h, :w], rels, txts, bxs
+            rels.append(relations[i, :num, :num].to(dtype))
+            txts.append(texts[i, :num, :text_len].to(dtype))
+            bxs.append(boxes[i, :num].to(dtype))
+        return img[:, :, :h, :w].to(dtype), rels, txts, bxs
 
     def forward(self, inputs):
         img, relations, texts, boxes, tag, img_size = inputs

@@ -138,7 +138,7 @@ class SDMGRHead(nn.Module):
         if visual is not None:
             nodes = self.fusion([visual, nodes])
         all_edges = torch.cat([r.reshape(-1, r.shape[-1]) for r in relations])
-        edges = _l2_normalize(self.edge_embed(all_edges.float()))
+        edges = _l2_normalize(self.edge_embed(all_edges.to(self.edge_embed.weight.dtype)))
         for layer in self.gnn_layers:
             nodes, cat_nodes = layer(nodes, edges, node_nums)
         return self.node_cls(nodes), self.edge_cls(cat_nodes)
