@@ -85,17 +85,25 @@ def kie(inputs, det, rec, ser, re_path, tokenizer, ser_dict_path, json_out, vis_
             ok, data = cv2.imencode(".jpg", draw_kie(img, res, vis_font))
             write_bytes_atomic(Path(vis_dir) / (path.stem + "_kie.jpg"), data.tobytes(),
                                overwrite=overwrite)
+    _write_results(results, run.failed, len(images), "held no text", json_out, overwrite)
+
+
+def _write_results(results, failed, total, empty, json_out, overwrite):
+    """The JSON (file or stdout) and the exit code: 2 when no image gave a result, 1 when
+    some did not."""
+    from ..converter.checkpoint import write_bytes_atomic
+
     if not results:
-        raise PtocrError(f"no image gave KIE results ({run.failed} of {len(images)} could not be "
-                         "read or held no text)", exit_code=2)
+        raise PtocrError(f"no image gave KIE results ({failed} of {total} could not be read or "
+                         f"{empty})", exit_code=2)
     text = json.dumps(results, ensure_ascii=False, indent=1)
     if json_out:
         write_bytes_atomic(json_out, (text + "\n").encode("utf-8"), overwrite=overwrite)
         click.echo(f"wrote {json_out} ({len(results)} images)", err=True)
     else:
         click.echo(text)
-    if run.failed:
-        raise PtocrError(f"{run.failed} of {len(images)} images gave no KIE result", exit_code=1)
+    if failed:
+        raise PtocrError(f"{failed} of {total} images gave no KIE result", exit_code=1)
 
 
 def _kie_sdmgr(box_files, model, dict_path, class_path, data_dir, edge_thresh, json_out,
@@ -143,14 +151,4 @@ def _kie_sdmgr(box_files, model, dict_path, class_path, data_dir, edge_thresh, j
             Path(vis_dir).mkdir(parents=True, exist_ok=True)
             ok, data = cv2.imencode(".jpg", draw_sdmgr(img, res))
             write_bytes_atomic(Path(vis_dir) / vis_names[i], data.tobytes(), overwrite=overwrite)
-    if not results:
-        raise PtocrError(f"no image gave KIE results ({failed} of {len(entries)} could not be "
-                         "read or had no boxes)", exit_code=2)
-    text = json.dumps(results, ensure_ascii=False, indent=1)
-    if json_out:
-        write_bytes_atomic(json_out, (text + "\n").encode("utf-8"), overwrite=overwrite)
-        click.echo(f"wrote {json_out} ({len(results)} images)", err=True)
-    else:
-        click.echo(text)
-    if failed:
-        raise PtocrError(f"{failed} of {len(entries)} images gave no KIE result", exit_code=1)
+    _write_results(results, failed, len(entries), "had no boxes", json_out, overwrite)

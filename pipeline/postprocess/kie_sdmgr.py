@@ -38,6 +38,6 @@ class SDMGRPostProcess:
                   "score": float(s)} for i, s in zip(ids, scores)]
         n = len(node)
         link = _softmax(edge)[:, 1].reshape(n, n)
-        edges = [[int(i), int(j), float(link[i, j])] for i, j in zip(*np.nonzero(link > self.edge_thresh))
-                 if i != j]
+        edges = [[int(i), int(j), float(link[i, j])]
+                 for i, j in zip(*np.nonzero(link > self.edge_thresh)) if i != j]
         return {"boxes": boxes, "edges": edges}
