@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..layers import PaddleEmbedding
+from ..necks.rnn import paddle_rnn_aliases
 from ..registry import register
-from .rec_sar_head import paddle_rnn_aliases
 
 
 def _l2_normalize(x):
