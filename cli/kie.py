@@ -46,7 +46,8 @@ from .ocr import IMAGE_SUFFIXES, _collect, _with_ocr_options
 def kie(inputs, det, rec, ser, re_path, tokenizer, ser_dict_path, json_out, vis_dir, vis_font,
         threads, overwrite, sdmgr, dict_path, class_path, data_dir, edge_thresh, **options):
     """Label each OCR line (question, answer, header, other) and link questions to answers,
-    as PaddleOCR's ppstructure/kie predictors.
+    as PaddleOCR's ppstructure/kie predictors. With --sdmgr: classify the given boxes of box
+    files (INPUTS) and link box pairs, as PaddleOCR's tools/infer_kie.py.
 
     Exit 0 when every image was labelled, 1 when some could not be read or held no text (the
     others are still written), 2 when none was.
