@@ -37,8 +37,9 @@ class BaseModel(nn.Module):
         """``extra``: the program's further inputs after the image, in its order (SAR's
         valid_ratio, SRN's word positions and attention biases, ...); PaddleOCR's BaseModel
         hands them to the head as ``targets``. A network without a head (KIE: the backbone
-        is the whole network) takes every input in its backbone."""
-        if extra and self.head is None:
+        is the whole network), or whose backbone reads every input (SDMGR's Kie_backbone:
+        image, relations, texts, boxes, ...), takes every input in its backbone."""
+        if extra and (self.head is None or getattr(self.backbone, "takes_all_inputs", False)):
             x, extra = [x, *extra], ()
         for part in (self.transform, self.backbone, self.neck):
             if part is not None:

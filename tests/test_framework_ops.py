@@ -598,3 +598,29 @@ def test_layer_norm_over_chw_keeps_flat_affine_params():
     with torch.no_grad():
         got = ours(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+@pytest.mark.parametrize("aligned,sampling_ratio,scale", [(False, -1, 1.0), (True, -1, 1.0),
+                                                          (False, 2, 0.5), (True, 3, 0.25)])
+def test_roi_align_matches_paddle(aligned, sampling_ratio, scale):
+    """paddle.vision.ops.roi_align (SDMGR pools each text box to 7×7 with aligned=False, the
+    fluid op PaddleOCR trained it with) vs ptocr.models.roi_align: adaptive and fixed
+    sampling grids, half-pixel alignment, boxes partly or wholly outside the map, boxes
+    thinner than a pixel, two images with their own boxes (rois_num)."""
+    from ptocr.models.roi_align import roi_align
+
+    rng = np.random.RandomState(int(aligned) * 10 + sampling_ratio + 5)
+    x = rng.randn(2, 4, 23, 31).astype("float32")
+    x1, y1 = rng.uniform(-10, 40, 9) / scale * 0.6, rng.uniform(-10, 30, 9) / scale * 0.6
+    w, h = rng.uniform(0.1, 40, 9) / scale, rng.uniform(0.1, 25, 9) / scale
+    boxes = np.stack([x1, y1, x1 + w, y1 + h], 1).astype("float32")
+    boxes[0] = [200, 200, 260, 230]  # wholly outside: zeros
+    num = [4, 5]
+    want = paddle.vision.ops.roi_align(paddle.to_tensor(x), paddle.to_tensor(boxes),
+                                       paddle.to_tensor(np.array(num, "int32")), 7,
+                                       spatial_scale=scale, sampling_ratio=sampling_ratio,
+                                       aligned=aligned).numpy()
+    got = roi_align(torch.from_numpy(x), torch.from_numpy(boxes), num, 7, spatial_scale=scale,
+                    sampling_ratio=sampling_ratio, aligned=aligned).numpy()
+    assert np.abs(want[0]).max() == 0
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)

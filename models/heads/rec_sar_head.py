@@ -22,16 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..layers import PaddleEmbedding
+from ..necks.rnn import paddle_rnn_aliases
 from ..registry import register
-
-
-def paddle_rnn_aliases(prefix, num_layers, bidirectional):
-    """paddle.nn.LSTM/GRU list every weight twice in their state_dict: flat (weight_ih_l0,
-    as torch names it) and per cell (0.cell.weight_ih; 0.cell_fw / 0.cell_bw when
-    bidirectional), the second set aliasing the first."""
-    cells = ("cell_fw", "cell_bw") if bidirectional else ("cell",)
-    return [f"{prefix}.{layer}.{cell}.{p}" for layer in range(num_layers) for cell in cells
-            for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
 
 
 def make_rnn(gru, input_size, hidden_size, bidirectional, dropout=0.0):

@@ -20,6 +20,15 @@ class Im2Seq(nn.Module):
         return x.squeeze(2).permute(0, 2, 1)
 
 
+def paddle_rnn_aliases(prefix, num_layers, bidirectional):
+    """paddle.nn.LSTM/GRU list every weight twice in their state_dict: flat (weight_ih_l0,
+    as torch names it) and per cell (0.cell.weight_ih; 0.cell_fw / 0.cell_bw when
+    bidirectional), the second set aliasing the first."""
+    cells = ("cell_fw", "cell_bw") if bidirectional else ("cell",)
+    return [f"{prefix}.{layer}.{cell}.{p}" for layer in range(num_layers) for cell in cells
+            for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+
+
 class EncoderWithRNN(nn.Module):
     def __init__(self, in_channels, hidden_size):
         super().__init__()
@@ -28,10 +37,7 @@ class EncoderWithRNN(nn.Module):
                             batch_first=True)
 
     def paddle_unused(self):
-        # paddle.nn.LSTM's state_dict lists every weight twice: flat (weight_ih_l0, as torch
-        # names it) and per cell (0.cell_fw.weight_ih); the second set aliases the first.
-        return [f"lstm.{layer}.cell_{d}.{p}" for layer in range(2) for d in ("fw", "bw")
-                for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        return paddle_rnn_aliases("lstm", 2, True)
 
     def forward(self, x):
         return self.lstm(x)[0]

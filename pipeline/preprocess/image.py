@@ -23,7 +23,8 @@ def read_image(path):
 @register("PreProcess")
 class DecodeImage:
     """Bytes -> image. The pipeline hands operators decoded BGR arrays already, so an export's
-    DecodeImage (img_mode BGR, HWC) passes arrays through and decodes only bytes."""
+    DecodeImage (img_mode BGR, HWC) passes arrays through and decodes only bytes; img_mode RGB
+    (SDMGR's eval pipeline) turns a BGR array to RGB as it would the decoded bytes."""
 
     def __init__(self, img_mode="BGR", channel_first=False, **_training_only):
         if img_mode not in ("BGR", "RGB", "GRAY"):
@@ -42,6 +43,10 @@ class DecodeImage:
                 img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
             elif self.img_mode == "RGB":
                 img = img[:, :, ::-1]
+            if self.channel_first:
+                img = img.transpose((2, 0, 1))
+        elif self.img_mode == "RGB" and getattr(img, "ndim", 0) == 3:
+            img = img[:, :, ::-1]
             if self.channel_first:
                 img = img.transpose((2, 0, 1))
         data["image"] = img
