@@ -598,3 +598,18 @@ def test_layer_norm_over_chw_keeps_flat_affine_params():
     with torch.no_grad():
         got = ours(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_glu_halves_and_robustscanner_mask_width():
+    """RobustScanner's fusion: paddle's F.glu(x, -1) is the first half times the sigmoid of
+    the second, as torch's; its attention mask keeps min(w, int(w * ratio + 0.5)) columns,
+    computed in float32 as PaddleOCR's DotProductAttentionLayer does on a float32 ratio."""
+    from ptocr.models.heads.rec_robustscanner_head import valid_widths
+
+    x = rand(3, 5, 8)
+    close(paddle.nn.functional.glu(paddle.to_tensor(x), -1),
+          torch.nn.functional.glu(torch.from_numpy(x), -1), atol=1e-6)
+    ratios = np.array([0.3, 0.475, 0.5125, 0.55, 0.6375, 0.9, 1.0, 0.0125], np.float32)
+    for w in (40, 39, 20, 7):
+        want = [min(w, int(paddle.to_tensor(r) * w + 0.5)) for r in ratios]
+        assert valid_widths(torch.from_numpy(ratios), w).tolist() == want
