@@ -624,3 +624,44 @@ def test_roi_align_matches_paddle(aligned, sampling_ratio, scale):
                     sampling_ratio=sampling_ratio, aligned=aligned).numpy()
     assert np.abs(want[0]).max() == 0
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+
+def test_glu_halves_and_robustscanner_mask_width():
+    """RobustScanner's fusion: paddle's F.glu(x, -1) is the first half times the sigmoid of
+    the second, as torch's; its attention mask keeps min(w, int(w * ratio + 0.5)) columns,
+    computed in float32 as PaddleOCR's DotProductAttentionLayer does on a float32 ratio."""
+    from ptocr.models.heads.rec_robustscanner_head import valid_widths
+
+    x = rand(3, 5, 8)
+    close(paddle.nn.functional.glu(paddle.to_tensor(x), -1),
+          torch.nn.functional.glu(torch.from_numpy(x), -1), atol=1e-6)
+    ratios = np.array([0.3, 0.475, 0.5125, 0.55, 0.6375, 0.9, 1.0, 0.0125], np.float32)
+    for w in (40, 39, 20, 7):
+        want = [min(w, int(paddle.to_tensor(r) * w + 0.5)) for r in ratios]
+        assert valid_widths(torch.from_numpy(ratios), w).tolist() == want
+
+
+@pytest.mark.parametrize("mask", [None, "float", "bool"])
+def test_paddle_multihead_attention_layout_and_masks(mask):
+    """paddle.nn.MultiHeadAttention (ParseQ's decoder): q/k/v/out projections in Paddle's
+    [in, out] layout, keys longer than queries; a float mask is added, a bool mask (True =
+    attend) becomes (mask - 1) * 1e9 — ptocr's PaddleMultiHeadAttention does the same."""
+    from ptocr.models.heads.rec_parseq_head import PaddleMultiHeadAttention
+    from paddle_ref import load_into
+
+    paddle.seed(0)
+    ref = paddle.nn.MultiHeadAttention(16, 4)
+    ref.eval()
+    ours = load_into(PaddleMultiHeadAttention(16, 4), ref)
+    q, kv = rand(2, 5, 16), rand(2, 7, 16)
+    attn = None
+    if mask == "float":
+        attn = np.triu(np.full((5, 7), -np.inf, np.float32), 1)
+    elif mask == "bool":
+        attn = RNG.uniform(size=(2, 1, 5, 7)) > 0.4
+        attn[..., 0] = True  # every query sees a key
+    want = ref(paddle.to_tensor(q), paddle.to_tensor(kv), paddle.to_tensor(kv),
+               attn_mask=None if attn is None else paddle.to_tensor(attn))
+    with torch.no_grad():
+        got = ours(torch.from_numpy(q), torch.from_numpy(kv), torch.from_numpy(kv),
+                   None if attn is None else torch.from_numpy(attn))
+    close(want, got, atol=1e-5)

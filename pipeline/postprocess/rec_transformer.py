@@ -73,3 +73,24 @@ class ViTSTRLabelDecode(_EndTokenDecode):
     def __call__(self, preds):
         probs = np.asarray(preds[0] if isinstance(preds, (list, tuple)) else preds)[:, 1:]
         return self.decode(probs.argmax(axis=2), probs.max(axis=2))
+
+
+@register("PostProcess")
+class ParseQLabelDecode(_EndTokenDecode):
+    """Classes: [E] (0), the dictionary, [B], [P]; the network predicts [E] and the
+    dictionary only. preds = the head's logits (no softmax): PaddleOCR's score is the mean of
+    the per-step maximum *logit* of the characters read, kept as it is."""
+
+    END = "[E]"
+
+    def __init__(self, character_dict=None, use_space_char=False, max_text_length=25,
+                 **_training_only):
+        self.character = ["[E]"] + _chars(character_dict, use_space_char,
+                                          "ParseQLabelDecode") + ["[B]", "[P]"]
+
+    def __call__(self, preds):
+        logits = np.asarray(preds[0] if isinstance(preds, (list, tuple)) else preds)
+        if logits.shape[-1] != len(self.character) - 2:
+            raise ValueError(f"ParseQLabelDecode: the network predicts {logits.shape[-1]} "
+                             f"classes, the dictionary has {len(self.character) - 3} (+ [E])")
+        return self.decode(logits.argmax(axis=2), logits.max(axis=2))

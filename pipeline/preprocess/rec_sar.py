@@ -67,3 +67,22 @@ class SARRecResizeImg:
         data["model_inputs"] = list(self.inputs)
         return data
 
+
+
+@register("PreProcess")
+class RobustScannerRecResizeImg(SARRecResizeImg):
+    """SAR's resize, plus the word positions 0..max_text_length-1 (int64) the position
+    decoder queries with; PaddleOCR names the key ``word_positons``. Program inputs:
+    [image, valid_ratio, word_positons]."""
+
+    inputs = ("image", "valid_ratio", "word_positons")
+
+    def __init__(self, image_shape=(3, 48, 48, 160), max_text_length=40,
+                 width_downsample_ratio=0.25, **_training_only):
+        super().__init__(image_shape, width_downsample_ratio)
+        self.max_text_length = int(max_text_length)
+
+    def __call__(self, data):
+        data = super().__call__(data)
+        data["word_positons"] = np.arange(self.max_text_length, dtype=np.int64)
+        return data
