@@ -182,6 +182,7 @@ def _infer_kie():
              "ppocr.modeling": {}, "ppocr.modeling.architectures": dict(build_model=None),
              "ppocr.utils.save_load": dict(load_model=None, init_model=None),
              "tools": {}, "tools.program": {}}
+    added = [name for name in stubs if name not in sys.modules]
     for name, attrs in stubs.items():
         module = sys.modules.setdefault(name, types.ModuleType(name))
         for key, value in attrs.items():
@@ -191,7 +192,14 @@ def _infer_kie():
     spec = importlib.util.spec_from_file_location("tools.infer_kie",
                                                   wheel_root() / "tools" / "infer_kie.py")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    saved_path = list(sys.path)
+    try:  # infer_kie puts the wheel's package folder first on sys.path (its own layout), where
+        # paddleocr.py would shadow the paddleocr package for every later ppocr_module
+        spec.loader.exec_module(module)
+    finally:
+        sys.path[:] = saved_path
+        for name in added:  # the stubs stand in for this load only
+            sys.modules.pop(name, None)
     sys.modules["tools.infer_kie"] = module
     return module
 
