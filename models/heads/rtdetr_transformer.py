@@ -234,7 +234,10 @@ class RTDETRTransformer(nn.Module):
             anchors.append(torch.cat([xy, wh], -1).reshape(1, h * w, 4))
         anchors = torch.cat(anchors, 1)
         valid = ((anchors > self.eps) & (anchors < 1 - self.eps)).all(-1, keepdim=True)
-        anchors = torch.log(anchors / (1 - anchors))
+        # Paddle's float32 log is the correctly rounded one: a float64 log rounded to float32
+        # reproduces the anchors an export stores bit for bit (torch's own float32 log is off
+        # by an ulp in places)
+        anchors = torch.log((anchors / (1 - anchors)).double()).to(dtype)
         return torch.where(valid, anchors, torch.full_like(anchors, float("inf"))), valid
 
     def forward(self, feats):
