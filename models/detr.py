@@ -76,7 +76,13 @@ class DETR(nn.Module):
         post.pop("name", None)
         post.setdefault("num_classes", self.transformer.num_classes)
         self.post_process = DETRPostProcess(**post)
-        self.head = None  # DINOHead holds no parameters; the decoder stops at eval_idx
+
+    @property
+    def head(self):
+        """The part that predicts the classes (``out_channels``: the class count the label
+        list must match); DINOHead itself holds no parameters, the decoder stops at
+        eval_idx."""
+        return self.transformer
 
     def forward(self, im_shape, image, scale_factor):
         bboxes, logits = self.transformer(self.neck(self.backbone(image)))

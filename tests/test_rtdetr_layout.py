@@ -96,7 +96,6 @@ def converted(twin):
 def test_twin_2x_export_converts_and_verifies(converted, twin):
     import ptocr
     from ptocr.converter import formats
-    from ptocr.converter.verify import PaddleProgram
 
     path, report = converted
     assert report["passed"] and report["program_format"] == "pdmodel"
@@ -107,9 +106,9 @@ def test_twin_2x_export_converts_and_verifies(converted, twin):
     assert max(r["float64"]["max_abs"] for r in rows) < 1e-6
     # fp32: box corners in pixels of the original page, rounding only
     assert max(r["max_abs"] for r in rows) < 1e-2
-    # the program's inputs, in its order (a dict input spec is ordered by name)
-    program = PaddleProgram(formats.read(twin["pdmodel"]))
-    assert program.predictor.get_input_names() == ["im_shape", "image", "scale_factor"]
+    # the program's three inputs (fed in DetInputs' order; a wrong order would not verify)
+    assert sorted(formats.read(twin["pdmodel"]).program.feeds) == ["im_shape", "image",
+                                                                   "scale_factor"]
     model = ptocr.load(path)
     assert model.ptocr_meta["extra"]["task"] == "layout"
     assert model.ptocr_meta["extra"]["character_dict"] == LABELS
@@ -286,3 +285,33 @@ def test_structure_cli_runs_the_converted_twin(converted, models, testdata, tmp_
     assert any(r["res"] for r in regions)  # OCR lines inside some region
     assert (tmp_path / "out" / "page.md").is_file()
     assert (tmp_path / "out" / "page_layout.jpg").stat().st_size > 0
+
+
+def test_label_list_from_paddlex_inference_yml(twin, tmp_path):
+    """A PaddleX export names its classes in inference.yml (``label_list``): taken over the
+    table's list, and refused when the model predicts another number of classes."""
+    import yaml
+
+    from ptocr.converter import dictionary, formats
+    from ptocr.converter.convert import convert
+    from ptocr.converter.mapping import find_arch
+    from ptocr.errors import PtocrError
+
+    export = tmp_path / "export"
+    export.mkdir()
+    for f in (twin["pir"]).iterdir():
+        (export / f.name).write_bytes(f.read_bytes())
+    spec = find_arch(str(twin["yaml"]))
+    for labels in (["seal", "chart", "text", "table", "header"], ["seal", "chart"]):
+        (export / "inference.yml").write_text(yaml.safe_dump(
+            {"Global": {"model_name": "PP-DocLayout-L"}, "label_list": labels}))
+        weights = formats.read(export)
+        conv = convert(None, weights=weights, spec=spec)
+        classes = conv.model.head.out_channels
+        assert classes == 5
+        if len(labels) == classes:
+            got = dictionary.resolve(spec, weights, classes)
+            assert got == {"character_dict": labels, "dict_source": "inference.yml"}
+        else:
+            with pytest.raises(PtocrError, match="has 2 entries, the model predicts 5"):
+                dictionary.resolve(spec, weights, classes)
