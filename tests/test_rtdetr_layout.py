@@ -240,6 +240,45 @@ def test_det_postprocess_threshold_clip_and_layout_nms():
         DetPostProcess(character_dict=LABELS[:3])([rows, counts], shapes)
 
 
+def test_det_postprocess_matches_paddlex():
+    """Ours against PaddleX 3.7.2's own DetPostProcess.apply (tests/paddlex_ref.py) on random
+    DETR rows of random pages: thresholds, layout NMS, the page-sized image rule, the merge
+    modes and unclip ratios; same regions, labels, scores and clipped corners."""
+    from paddlex_ref import paddlex_processors
+    from ptocr.pipeline.postprocess.detr import DetPostProcess
+
+    paddlex = paddlex_processors()
+    labels = (Path(__file__).parent.parent / "dicts" / "layout_pp_doclayout_dict.txt"
+              ).read_text().split()
+    rng = np.random.RandomState(0)
+    regions = 0
+    for trial in range(120):
+        w, h = int(rng.randint(300, 2000)), int(rng.randint(300, 2000))
+        n = int(rng.randint(1, 30))
+        x0, y0 = rng.uniform(-50, w, n), rng.uniform(-50, h, n)
+        bw, bh = rng.uniform(1, w * 1.1, n), rng.uniform(1, h * 1.1, n)
+        cls = rng.randint(-1, len(labels), n).astype(np.float32)
+        if trial % 5 == 0:
+            cls[: n // 2] = labels.index("image")
+        rows = np.stack([cls, rng.uniform(0, 1, n), x0, y0, x0 + bw, y0 + bh], 1
+                        ).astype(np.float32)
+        if trial % 7 == 0 and n > 2:  # a near-duplicate of the first box
+            rows[1, 2:], rows[1, 0] = rows[0, 2:] + 2.0, rows[0, 0]
+        kw = dict(threshold=float(rng.choice([0.3, 0.5])), layout_nms=bool(trial % 2),
+                  layout_unclip_ratio=[None, 1.05, (1.1, 0.95)][trial % 3],
+                  layout_merge_bboxes_mode=[None, "large", "small", "union"][trial % 4])
+        want = paddlex.DetPostProcess(labels=labels).apply(rows.copy(), (w, h), *kw.values())
+        got = DetPostProcess(character_dict=labels, **kw)([rows, np.array([n])],
+                                                           [[h, w, 1.0, 1.0]])[0]
+        assert [(r["label"], round(r["score"], 6)) for r in want] == \
+            [(g["label"], round(g["score"], 6)) for g in got], trial
+        for r, g in zip(want, got):
+            np.testing.assert_allclose(np.array(r["coordinate"], np.float64), g["bbox"],
+                                       atol=1e-3)
+        regions += len(got)
+    assert regions > 300
+
+
 def test_layout_detr_preprocessing_gives_paddlex_inputs():
     """Resize to the target size (cubic), x / 255, CHW, and im_shape = the network input,
     scale_factor = [h, w] ratios (PaddleX's ToBatch order), in the program's input order."""

@@ -1,12 +1,14 @@
 """Detections of PaddleX's layout exports (PP-DocLayout-L: RT-DETR with PaddleDetection's
-DETRPostProcess inside the program), after PaddleX's
+DETRPostProcess inside the program), after PaddleX 3.7's
 paddlex/inference/models/object_detection/processors.py DetPostProcess.
 
 The program already did the DETR decoding (top-k over queries x classes, boxes scaled back to
 the original image); it returns ``bbox`` rows (class, score, x0, y0, x1, y1) and ``bbox_num``
-(rows per image). Here: rows with score above ``threshold`` (and class > -1); optionally
-PaddleX's layout NMS (IoU 0.6 within a class, 0.98 across classes, +1-pixel areas), the
-'large'/'small' containment merge and the unclip ratio; boxes clipped to the image.
+(rows per image). Here, in PaddleX's order: rows with score above ``threshold`` (and class >
+-1); optionally PaddleX's layout NMS (IoU 0.6 within a class, 0.98 across classes, +1-pixel
+areas); of several boxes, 'image' boxes covering more than 82% of a landscape page (93%
+otherwise) dropped; optionally the 'large'/'small' containment merge and the unclip ratio;
+boxes clipped to the image, empty ones dropped.
 
 Convention as the other layout decoders: ``op(preds, shape_list) -> [[{'bbox', 'label',
 'score'}]]`` per image; ``shape_list`` rows [h, w, ratio_h, ratio_w] from Resize.
@@ -103,6 +105,8 @@ class DetPostProcess:
         rows = rows[(rows[:, 1] > self.threshold) & (rows[:, 0] > -1)]
         if self.layout_nms and len(rows):
             rows = rows[layout_nms(rows)]
+        if len(rows) > 1:
+            rows = self._drop_page_sized_images(rows, width, height)
         if self.merge in ("large", "small") and len(rows):
             formula = self.labels.index("formula") if "formula" in self.labels else None
             contains, contained = containment(rows, formula)
@@ -113,6 +117,27 @@ class DetPostProcess:
             centre = rows[:, 2:4] + wh / 2
             half = wh * np.array(self.unclip, dtype=np.float32) / 2
             rows = np.concatenate([rows[:, :2], centre - half, centre + half], axis=1)
-        return [{"bbox": [max(0.0, float(r[2])), max(0.0, float(r[3])),
-                          min(width, float(r[4])), min(height, float(r[5]))],
-                 "label": self.labels[int(r[0])], "score": float(r[1])} for r in rows]
+        out = []
+        for r in rows:
+            box = [max(0.0, float(r[2])), max(0.0, float(r[3])), min(width, float(r[4])),
+                   min(height, float(r[5]))]
+            if box[2] > box[0] and box[3] > box[1]:
+                out.append({"bbox": box, "label": self.labels[int(r[0])], "score": float(r[1])})
+        return out
+
+    def _drop_page_sized_images(self, rows, width, height):
+        """An 'image' region that is (nearly) the whole page is dropped unless nothing else
+        is left."""
+        if "image" not in self.labels:
+            return rows
+        image = self.labels.index("image")
+        limit = (0.82 if width > height else 0.93) * width * height
+        keep = []
+        for r in rows:
+            if int(r[0]) == image:
+                w = min(width, r[4]) - max(0.0, r[2])
+                h = min(height, r[5]) - max(0.0, r[3])
+                if w * h > limit:
+                    continue
+            keep.append(r)
+        return np.array(keep) if keep else rows
