@@ -354,3 +354,16 @@ def test_label_list_from_paddlex_inference_yml(twin, tmp_path):
         else:
             with pytest.raises(PtocrError, match="has 2 entries, the model predicts 5"):
                 dictionary.resolve(spec, weights, classes)
+
+
+def test_layout_options_reach_det_postprocess():
+    """--layout-score-threshold and --layout-nms (PaddleOCR/PaddleX names) override the
+    checkpoint's DetPostProcess parameters."""
+    from ptocr.converter.mapping import find_arch
+    from ptocr.pipeline.options import split_options
+    from ptocr.pipeline.registry import build_postprocess
+
+    _, overrides = split_options({"layout_score_threshold": 0.7, "layout_nms": True})
+    post = build_postprocess(find_arch("PP-DocLayout-L").processing["PostProcess"],
+                             overrides["layout"], character_dict=LABELS)
+    assert (post.threshold, post.layout_nms) == (0.7, True)
