@@ -23,6 +23,9 @@ $(STAMP): setup.cfg pyproject.toml
 	# PaddleNLP's LayoutXLM modeling/tokenizer code, the KIE reference (tests/paddlenlp_ref.py
 	# loads those files alone: the package's own imports need far more than paddle)
 	$(BIN)/python -m pip install -q --no-deps paddlenlp==2.8.1
+	# PaddleX's detection post-processing, the reference of PP-DocLayout's DetPostProcess
+	# (tests/paddlex_ref.py loads that file alone)
+	$(BIN)/python -m pip install -q --no-deps paddlex==3.7.2
 	test -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc || \
 	  (apt-get install -y -qq fonts-wqy-microhei || \
 	   (apt-get update -qq && apt-get install -y -qq fonts-wqy-microhei))

@@ -57,5 +57,10 @@ class BaseModel(nn.Module):
 
 
 def build(arch):
-    """Build the torch model for a PaddleOCR ``Architecture`` config dict."""
+    """Build the torch model for a PaddleOCR ``Architecture`` config dict (PaddleDetection's
+    DETR assembly for ``algorithm: DETR``: models/detr.py)."""
+    if arch.get("algorithm") == "DETR":
+        from .detr import DETR
+
+        return DETR(arch)
     return BaseModel(arch)

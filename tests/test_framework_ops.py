@@ -665,3 +665,52 @@ def test_paddle_multihead_attention_layout_and_masks(mask):
         got = ours(torch.from_numpy(q), torch.from_numpy(kv), torch.from_numpy(kv),
                    None if attn is None else torch.from_numpy(attn))
     close(want, got, atol=1e-5)
+
+# ---- RT-DETR (PP-DocLayout-L): multi-scale deformable attention sampling
+
+def test_ms_deformable_attention_core_matches_paddledetection():
+    """transformers/utils.py deformable_attention_core_func (paddle's grid_sample, bilinear,
+    zeros padding, align_corners False, locations in [0, 1] -> [-1, 1]) against ours, on
+    non-square levels (a swapped x/y or h/w shows) with locations beyond the map (zero
+    padding) and several heads, levels and points."""
+    from paddle_rtdetr_ref import deformable_attention_core_func
+    from ptocr.models.heads.rtdetr_transformer import deformable_attention_core
+
+    shapes = [(6, 9), (3, 5), (2, 2)]
+    bs, heads, c, len_q, points = 2, 3, 4, 7, 4
+    value = rand(bs, sum(h * w for h, w in shapes), heads, c)
+    locations = RNG.uniform(-0.15, 1.15, (bs, len_q, heads, len(shapes), points, 2)
+                            ).astype(np.float32)
+    weights = RNG.uniform(0, 1, (bs, len_q, heads, len(shapes), points)).astype(np.float32)
+    starts = [0, 54, 69]
+    ref = deformable_attention_core_func(paddle.to_tensor(value), shapes, starts,
+                                         paddle.to_tensor(locations), paddle.to_tensor(weights))
+    ours = deformable_attention_core(torch.from_numpy(value), shapes, torch.from_numpy(locations),
+                                     torch.from_numpy(weights))
+    close(ref, ours)
+    # the check can fail: locations read as (y, x) instead of (x, y) sample elsewhere
+    swapped = deformable_attention_core(torch.from_numpy(value), shapes,
+                                        torch.from_numpy(locations[..., ::-1].copy()),
+                                        torch.from_numpy(weights))
+    assert np.abs(ref.numpy() - swapped.numpy()).max() > 1e-2
+
+
+def test_pp_ms_deformable_attention_layer_matches_paddledetection():
+    """rtdetr_transformer.py PPMSDeformableAttention with box reference points (sampling at
+    ref_xy + offset / points * ref_wh / 2), random weights through the mapping engine."""
+    from paddle_ref import load_into, randomize
+    from paddle_rtdetr_ref import PPMSDeformableAttention as PaddleAttention
+    from ptocr.models.heads.rtdetr_transformer import PPMSDeformableAttention
+
+    shapes = [(6, 9), (3, 5), (2, 2)]
+    ref = randomize(PaddleAttention(16, 2, 3, 4), seed=3)
+    ours = load_into(PPMSDeformableAttention(16, 2, 3, 4), ref)
+    query = rand(2, 5, 16) / 3
+    boxes = RNG.uniform(0.1, 0.9, (2, 5, 1, 4)).astype(np.float32)
+    value = rand(2, sum(h * w for h, w in shapes), 16) / 3
+    want = ref(paddle.to_tensor(query), paddle.to_tensor(boxes), paddle.to_tensor(value),
+               shapes, [0, 54, 69])
+    with torch.no_grad():
+        got = ours(torch.from_numpy(query), torch.from_numpy(boxes), torch.from_numpy(value),
+                   shapes)
+    close(want, got, atol=2e-5)

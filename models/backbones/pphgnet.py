@@ -283,3 +283,52 @@ def PPHGNetV2_B4(in_channels=3, det=False, text_rec=False, **kwargs):
                   "stage4": [1024, 384, 2048, 1, True, True, 5, 6, [2, 1]]}
     return PPHGNetV2(stages, stem_channels=[in_channels, 32, 48], use_lab=False, det=det,
                      text_rec=text_rec, **kwargs)
+
+
+# PaddleDetection's ppdet/modeling/backbones/hgnet_v2.py (the RT-DETR and PP-DocLayout-L
+# backbone) is the same network with the same parameter names: its HG_Block is the V2 block
+# above, every stage downsamples by 2, and it builds no classifier tail. Its ``arch`` table:
+# stage: [in, mid, out, blocks, downsample, light_block, kernel, layer_num]
+PPDET_HGNETV2_ARCHS = {
+    "S": ([3, 24, 32], [[32, 32, 64, 1, False, False, 3, 3], [64, 48, 256, 1, True, False, 3, 3],
+                        [256, 96, 512, 2, True, True, 5, 3],
+                        [512, 192, 1024, 1, True, True, 5, 3]]),
+    "M": ([3, 24, 32], [[32, 32, 96, 1, False, False, 3, 4], [96, 64, 384, 1, True, False, 3, 4],
+                        [384, 128, 768, 3, True, True, 5, 4],
+                        [768, 256, 1536, 1, True, True, 5, 4]]),
+    "L": ([3, 32, 48], [[48, 48, 128, 1, False, False, 3, 6],
+                        [128, 96, 512, 1, True, False, 3, 6],
+                        [512, 192, 1024, 3, True, True, 5, 6],
+                        [1024, 384, 2048, 1, True, True, 5, 6]]),
+    "X": ([3, 32, 64], [[64, 64, 128, 1, False, False, 3, 6],
+                        [128, 128, 512, 2, True, False, 3, 6],
+                        [512, 256, 1024, 5, True, True, 5, 6],
+                        [1024, 512, 2048, 2, True, True, 5, 6]]),
+    "H": ([3, 48, 96], [[96, 96, 192, 2, False, False, 3, 6],
+                        [192, 192, 512, 3, True, False, 3, 6],
+                        [512, 384, 1024, 6, True, True, 5, 6],
+                        [1024, 768, 2048, 3, True, True, 5, 6]]),
+}
+
+
+class PPDetHGNetV2(PPHGNetV2):
+    """PaddleDetection's PPHGNetV2: returns the stages in ``return_idx``; no classifier tail."""
+
+    def paddle_unused(self):
+        return []
+
+
+@register("Backbone", "PPHGNetV2")
+def PPHGNetV2_ppdet(arch="L", use_lab=False, return_idx=(1, 2, 3), stem_channels=None,
+                    stage_config=None, **_training_only):
+    """``arch`` names a row of PaddleDetection's table; ``stem_channels`` / ``stage_config``
+    (8 values a stage, the table's layout) override it for configurations outside the table."""
+    stem, stages = PPDET_HGNETV2_ARCHS[arch] if arch in PPDET_HGNETV2_ARCHS else (None, None)
+    stem, stages = stem_channels or stem, stage_config or stages
+    if stem is None or stages is None:
+        raise ValueError(f"PPHGNetV2: unknown arch {arch!r} and no stage_config given")
+    if isinstance(stages, dict):
+        stages = list(stages.values())
+    config = {f"stage{i + 1}": list(s) + [2] for i, s in enumerate(stages)}
+    return PPDetHGNetV2(config, stem_channels=list(stem), use_lab=use_lab, det=True,
+                        out_indices=list(return_idx))
