@@ -100,9 +100,10 @@ def example_input(spec, batch=1, model=None):
     processing makes of a blank crop (a list, in the program's order); KIE tables: token ids,
     boxes and masks (converter/kie_inputs.py)."""
     if "kie" in spec.inputs:
-        from .kie_inputs import kie_inputs
+        from .kie_inputs import kie_inputs, kie_pages
 
-        return [torch.from_numpy(a) for a in kie_inputs(spec.inputs["kie"], model)]
+        page = kie_pages(spec, model)[-1][1]  # seeded noise (the first case may be a real page)
+        return [torch.from_numpy(a) for a in kie_inputs(spec.inputs["kie"], model, image=page)]
     sizes = (spec.inputs.get("random_images") or [None])[0]
     if sizes and (spec.processing or {}).get("PreProcess"):
         import numpy as np

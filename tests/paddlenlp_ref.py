@@ -206,3 +206,65 @@ def layoutxlm_tokenizer(vocab_file):
         tr.AddedToken, tr.PretrainedTokenizer = AddedToken, PretrainedTokenizer
     module = paddlenlp_module("paddlenlp.transformers.layoutxlm.tokenizer")
     return module.LayoutXLMTokenizer(vocab_file=str(vocab_file))
+
+
+# A small visual backbone for tests: PaddleNLP's VisualBackbone reads its size from the
+# wheel's visual_backbone.yaml through yacs (``read_config``), which is not installed here.
+# SHIM, said plainly: ``read_config`` (imported by name into layoutxlm/modeling.py and
+# layoutlmv2/modeling.py) is replaced by one that reads the same yaml with PyYAML into
+# attribute dicts and overrides the keys given (the real one returns a frozen yacs CfgNode of
+# the file; the network is built by the wheel's own build_resnet_fpn_backbone from it).
+SMALL_VISUAL = {"MODEL.RESNETS.DEPTH": 50, "MODEL.RESNETS.NUM_GROUPS": 2,
+                "MODEL.RESNETS.WIDTH_PER_GROUP": 4, "MODEL.RESNETS.STEM_OUT_CHANNELS": 8,
+                "MODEL.RESNETS.RES2_OUT_CHANNELS": 16, "MODEL.FPN.OUT_CHANNELS": 16}
+
+
+class _AttrDict(dict):
+    def __getattr__(self, key):
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+
+def _attr(node):
+    if isinstance(node, dict):
+        return _AttrDict({k: _attr(v) for k, v in node.items()})
+    return node
+
+
+def visual_config(overrides=None):
+    """The wheel's visual_backbone.yaml (with dotted-key overrides) as PaddleNLP reads it."""
+    import yaml
+
+    path = wheel_root() / "transformers" / "layoutxlm" / "visual_backbone.yaml"
+    cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for dotted, value in (overrides or {}).items():
+        node = cfg
+        *parents, last = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        assert last in node, dotted
+        node[last] = value
+    return _attr(cfg)
+
+
+def use_visual_config(overrides=None):
+    """Make PaddleNLP's LayoutXLM and LayoutLMv2 build their visual backbones from
+    visual_config(overrides)."""
+    for name in ("paddlenlp.transformers.layoutxlm.modeling",
+                 "paddlenlp.transformers.layoutlmv2.modeling"):
+        paddlenlp_module(name).read_config = lambda fp=None: visual_config(overrides)
+
+
+def layoutlmv2(small=True, **overrides):
+    """(modeling module, LayoutLMv2Config) for a small configuration."""
+    _install_stand_ins()
+    conf = paddlenlp_module("paddlenlp.transformers.layoutlmv2.configuration")
+    modeling = paddlenlp_module("paddlenlp.transformers.layoutlmv2.modeling")
+    kwargs = dict(conf.LAYOUTLMV2_PRETRAINED_INIT_CONFIGURATION["layoutlmv2-base-uncased"])
+    if small:
+        kwargs.update(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                      intermediate_size=64, vocab_size=120, coordinate_size=8, shape_size=8)
+    kwargs.update(overrides)
+    return modeling, conf.LayoutLMv2Config(**kwargs)
