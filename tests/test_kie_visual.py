@@ -202,3 +202,124 @@ def test_re_matches_paddlenlp(re_model, seed, dtype):
         assert np.abs(hidden[:, -1] - want).max() < tol * max(1, np.abs(want).max())
         want_pairs = [tuple(p) for p in ref[f"pairs_{key}"].tolist()]
         assert want_pairs and _pairs(pred) == want_pairs
+
+
+# --- the KIE system with a visual model --------------------------------------------------
+
+def test_page_image_ops_equal_paddleocr(testdata):
+    """The table's page-image operators on a BGR page equal predict_kie_token_ser.py's
+    (PaddleOCR 2.10 wheel: the RGB page, Resize 224, NormalizeImage, ToCHWImage)."""
+    import cv2
+
+    from ppocr_ref import ppocr_module
+    from ptocr.converter.kie_inputs import image_ops
+    from ptocr.converter.mapping import find_arch
+    from ptocr.pipeline import model_inputs
+
+    ops = ppocr_module("ppocr.data.imaug.operators")
+    bgr = cv2.imread(str(testdata / "images" / "img_12.jpg"))
+    data = {"image": bgr[:, :, ::-1]}  # predict_kie_token_ser's main: cv2.imread, then RGB
+    for op in (ops.Resize(size=[224, 224]),
+               ops.NormalizeImage(std=[58.395, 57.12, 57.375], mean=[123.675, 116.28, 103.53],
+                                  scale="1", order="hwc"), ops.ToCHWImage()):
+        data = op(data)
+    for arch in ("ser_layoutxlm_xfund_zh", "ser_layoutlmv2_xfund_zh"):
+        got = model_inputs(image_ops(find_arch(arch).processing), bgr)[0][0]
+        np.testing.assert_array_equal(got, data["image"])
+
+
+@pytest.fixture(scope="module")
+def visual_kie(tmp_path_factory, models, tokenizers):  # noqa: F811
+    """ptocr.KIE with the real PP-OCRv4 det/rec and small random LayoutXLM SER/RE checkpoints
+    with the visual backbone."""
+    import ptocr
+    from test_kie_system import _checkpoint
+
+    out = tmp_path_factory.mktemp("kie_visual")
+    paths = {}
+    for arch in ("PP-OCRv4_mobile_det", "PP-OCRv4_mobile_rec"):
+        paths[arch] = out / f"{arch}.pth"
+        res = run_cli("convert", "--arch", arch, "--paddle-dir", models(arch), "--out",
+                      paths[arch], "--no-verify")
+        assert res.returncode == 0, res.stderr
+    import test_kie_system
+
+    small = dict(test_kie_system.SMALL)
+    test_kie_system.SMALL = {**small, "visual_backbone": VISUAL,
+                             "image_feature_pool_shape": [7, 7, 16]}
+    try:
+        ser = _checkpoint("ser_layoutxlm_xfund_zh", out / "ser.pth", 1)
+        re_ = _checkpoint("re_layoutxlm_xfund_zh", out / "re.pth", 2)
+    finally:
+        test_kie_system.SMALL = small
+    return ptocr.KIE(det=paths["PP-OCRv4_mobile_det"], rec=paths["PP-OCRv4_mobile_rec"],
+                     ser=ser, re=re_, tokenizer=tokenizers["sentencepiece"]), paths, re_
+
+
+from test_kie_processing import CLASSES, tokenizers  # noqa: E402,F401
+
+
+def test_kie_with_the_page_equals_paddleocr_processing(visual_kie, testdata, tokenizers,  # noqa: F811,E501
+                                                       tmp_path):
+    """ptocr.KIE's SER labels equal PaddleOCR's own processing (label encode, pad, chunk,
+    Resize/NormalizeImage/ToCHWImage of the RGB page, SER post-processing: the 2.10 wheel)
+    around the same model and OCR lines; RE runs on the page too."""
+    import cv2
+    import types
+
+    from paddlenlp_ref import layoutxlm_tokenizer
+    from ppocr_ref import ppocr_module
+
+    system = visual_kie[0]
+    bgr = cv2.imread(str(testdata / "images" / "img_12.jpg"))
+    got = system(bgr)
+    class_path = tmp_path / "classes.txt"
+    class_path.write_text("\n".join(CLASSES) + "\n")
+    label_ops = ppocr_module("ppocr.data.imaug.label_ops")
+    pad = ppocr_module("ppocr.data.imaug.vqa.token.vqa_token_pad")
+    chunk = ppocr_module("ppocr.data.imaug.vqa.token.vqa_token_chunk")
+    ops = ppocr_module("ppocr.data.imaug.operators")
+    ser_post = ppocr_module("ppocr.postprocess.vqa_token_ser_layoutlm_postprocess")
+    tok = layoutxlm_tokenizer(tokenizers["sentencepiece"] / "sentencepiece.bpe.model")
+    tr = sys.modules["paddlenlp.transformers"]
+    tr.LayoutXLMTokenizer = tr.LayoutLMTokenizer = tr.LayoutLMv2Tokenizer = \
+        types.SimpleNamespace(from_pretrained=lambda _n: tok)
+    lines = [[ln["box"], (ln["text"], ln["score"])] for ln in system.ocr(bgr, cls=False)]
+    engine = types.SimpleNamespace(ocr=lambda _img, cls=False: [lines])
+    data = {"image": bgr[:, :, ::-1]}
+    for op in (label_ops.VQATokenLabelEncode(class_path=str(class_path), infer_mode=True,
+                                             ocr_engine=engine, algorithm="LayoutXLM"),
+               pad.VQATokenPad(max_seq_len=512, return_attention_mask=True, infer_mode=True),
+               chunk.VQASerTokenChunk(max_seq_len=512, infer_mode=True),
+               ops.Resize(size=[224, 224]),
+               ops.NormalizeImage(std=[58.395, 57.12, 57.375], mean=[123.675, 116.28, 103.53],
+                                  scale="1", order="hwc"), ops.ToCHWImage()):
+        data = op(data)
+    x = [torch.from_numpy(np.asarray(data[k])[None]) for k in
+         ("input_ids", "bbox", "attention_mask", "token_type_ids", "image")]
+    with torch.no_grad():
+        logits = system.ser(x).numpy()
+    ref = ser_post.VQASerTokenLayoutLMPostProcess(str(class_path))(
+        logits, segment_offset_ids=[data["segment_offset_id"]], ocr_infos=[data["ocr_info"]])[0]
+    assert len(got["lines"]) == len(ref) >= 10
+    assert [(g["text"], g["label"]) for g in got["lines"]] == \
+        [(r["transcription"], r["pred"]) for r in ref]
+    assert {g["label"] for g in got["lines"]} - {"O"}
+    assert isinstance(got["relations"], list)
+
+
+def test_kie_refuses_a_visual_re_beside_a_vi_ser(visual_kie, tokenizers, testdata, tmp_path):  # noqa: F811,E501
+    """A VI SER table prepares no page; a visual RE model beside it is one error line."""
+    import cv2
+
+    import ptocr
+    from ptocr.errors import PtocrError
+    from test_kie_system import _checkpoint
+
+    system, paths, re_path = visual_kie
+    vi = _checkpoint("ser_vi_layoutxlm_xfund_zh", tmp_path / "vi.pth", 1)
+    kie = ptocr.KIE(det=paths["PP-OCRv4_mobile_det"], rec=paths["PP-OCRv4_mobile_rec"],
+                    ser=vi, re=re_path, tokenizer=tokenizers["sentencepiece"])
+    with pytest.raises(PtocrError, match="does not prepare it") as exc:
+        kie(cv2.imread(str(testdata / "images" / "img_12.jpg")))
+    assert "\n" not in str(exc.value)
