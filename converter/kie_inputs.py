@@ -68,9 +68,12 @@ def kie_inputs(params, model, seed=0, image=None):
     feeds them."""
     rng = np.random.RandomState(seed)
     seq, n = int(params.get("seq_len", 512)), int(params.get("tokens", 100))
-    ids = np.ones((1, seq), np.int64)  # <pad> of the sentencepiece vocabulary (XLM-R)
+    # padding id: <pad> 1 of the sentencepiece vocabulary (XLM-R); WordPiece's [PAD] is 0
+    pad = int(params.get("pad_id", 1))
+    ids = np.full((1, seq), pad, np.int64)
     ids[0, :n] = rng.randint(3, vocab_size(model), n)
-    ids[0, 0], ids[0, n - 1] = 0, 2
+    ids[0, 0], ids[0, n - 1] = (0, 2) if pad == 1 else (101 % vocab_size(model),
+                                                        102 % vocab_size(model))
     xs, ys = np.sort(rng.randint(0, 1001, (2, n, 2)), axis=-1)
     bbox = np.zeros((1, seq, 4), np.int64)
     bbox[0, :n] = np.stack([xs[:, 0], ys[:, 0], xs[:, 1], ys[:, 1]], -1)

@@ -9,8 +9,9 @@ stood in by empty namespaces, and the three names they import from those package
 small stand-ins:
 
   * ``paddlenlp.transformers.PretrainedModel``: a ``paddle.nn.Layer`` that keeps ``config``
-    (the real one adds from_pretrained/save_pretrained/generation; no layer, parameter or
-    forward of its own);
+    and, as the real one does after each ``__init__``, applies the model's ``_init_weights``
+    hook to every sublayer once (the real one adds from_pretrained/save_pretrained/generation;
+    no layer, parameter or forward of its own);
   * ``paddlenlp.transformers.register_base_model``: the real decorator's one line;
   * ``paddlenlp.transformers.configuration_utils.PretrainedConfig``: attribute storage with
     the real class's ``attribute_map`` aliasing (``num_classes`` -> ``num_labels``) and its
@@ -105,6 +106,29 @@ def _install_stand_ins():
         def __init__(self, config, *args, **kwargs):
             super().__init__()
             self.config = config
+
+        def __init_subclass__(cls, **kwargs):
+            # the real base class (model_utils' InitTrackerMeta + _post_init) runs the model's
+            # _init_weights hook over every sublayer after each __init__; LayoutLM's hook sets
+            # every LayerNorm's epsilon to 1e-12 there, which the exported program keeps
+            super().__init_subclass__(**kwargs)
+            if "__init__" not in cls.__dict__:
+                return
+            original = cls.__init__
+
+            def __init__(self, *args, **kw):
+                original(self, *args, **kw)
+                self.apply(self._initialize_weights)
+            cls.__init__ = __init__
+
+        def _init_weights(self, layer):
+            pass
+
+        def _initialize_weights(self, layer):
+            if getattr(layer, "_is_initialized", False):
+                return
+            self._init_weights(layer)
+            layer._is_initialized = True
 
     def register_base_model(cls):
         cls.__bases__[0].base_model_class = cls
@@ -268,3 +292,23 @@ def layoutlmv2(small=True, **overrides):
                       intermediate_size=64, vocab_size=120, coordinate_size=8, shape_size=8)
     kwargs.update(overrides)
     return modeling, conf.LayoutLMv2Config(**kwargs)
+
+
+def layoutlm(small=True, **overrides):
+    """(modeling module, LayoutLMConfig) for a small configuration."""
+    _install_stand_ins()
+    tr = sys.modules["paddlenlp.transformers"]
+    if not hasattr(sys.modules.get("paddlenlp.layers"), "Linear"):
+        # modeling.py imports paddlenlp.layers.Linear (used only by its masked-LM head); the
+        # package's __init__ pulls in CRF and TCN layers: the one module it needs is loaded
+        layers = _package("paddlenlp.layers", wheel_root() / "layers")
+        layers.Linear = paddlenlp_module("paddlenlp.layers.linear").Linear
+    del tr
+    conf = paddlenlp_module("paddlenlp.transformers.layoutlm.configuration")
+    modeling = paddlenlp_module("paddlenlp.transformers.layoutlm.modeling")
+    kwargs = dict(conf.LAYOUTLM_PRETRAINED_INIT_CONFIGURATION["layoutlm-base-uncased"])
+    if small:
+        kwargs.update(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                      intermediate_size=64, vocab_size=120)
+    kwargs.update(overrides)
+    return modeling, conf.LayoutLMConfig(**kwargs)

@@ -507,3 +507,154 @@ class LayoutLMv2ForRe(LayoutXLMForRe):
     order; the pairs themselves are the same (tests/test_kie_visual.py)."""
 
     PRETRAINED, BASE, FAMILY = PRETRAINED_V2, "layoutlmv2", "LayoutLMv2"
+
+
+# ---- LayoutLM (PaddleNLP transformers/layoutlm/modeling.py): text + 2-D layout, no image ----
+
+# PaddleNLP 2.8.1 layoutlm/configuration.py, "layoutlm-base-uncased"
+LAYOUTLM_BASE = dict(
+    vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+    intermediate_size=3072, hidden_act="gelu", max_position_embeddings=512,
+    max_2d_position_embeddings=1024, layer_norm_eps=1e-12, pad_token_id=0, type_vocab_size=2)
+
+
+class LayoutLMEmbeddings(nn.Module):
+    """Word + position + x0 + y0 + x1 + y1 + h + w + token type embeddings (all of the hidden
+    size, summed), LayerNorm."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        hidden, n2d = cfg["hidden_size"], cfg["max_2d_position_embeddings"]
+        self.word_embeddings = PaddleEmbedding(cfg["vocab_size"], hidden,
+                                               padding_idx=cfg["pad_token_id"])
+        self.position_embeddings = nn.Embedding(cfg["max_position_embeddings"], hidden)
+        self.x_position_embeddings = nn.Embedding(n2d, hidden)
+        self.y_position_embeddings = nn.Embedding(n2d, hidden)
+        self.h_position_embeddings = nn.Embedding(n2d, hidden)
+        self.w_position_embeddings = nn.Embedding(n2d, hidden)
+        self.token_type_embeddings = nn.Embedding(cfg["type_vocab_size"], hidden)
+        self.layer_norm = nn.LayerNorm(hidden, eps=cfg["layer_norm_eps"])
+        # PaddleNLP counts positions with a cumsum (its position_ids buffer, which checkpoints
+        # hold, is not read)
+        self.register_buffer("position_ids", torch.arange(cfg["max_position_embeddings"])[None],
+                             persistent=False)
+
+    def forward(self, input_ids, bbox, token_type_ids):
+        if bbox.numel() and (int(bbox.min()) < 0 or
+                             int(bbox.max()) >= self.x_position_embeddings.num_embeddings):
+            raise ValueError("bbox coordinates must lie in 0..1000")
+        x = (self.word_embeddings(input_ids)
+             + self.position_embeddings(self.position_ids[:, :input_ids.shape[1]])
+             + self.x_position_embeddings(bbox[:, :, 0]) + self.y_position_embeddings(bbox[:, :, 1])
+             + self.x_position_embeddings(bbox[:, :, 2]) + self.y_position_embeddings(bbox[:, :, 3])
+             + self.h_position_embeddings(bbox[:, :, 3] - bbox[:, :, 1])
+             + self.w_position_embeddings(bbox[:, :, 2] - bbox[:, :, 0])
+             + self.token_type_embeddings(token_type_ids))
+        return self.layer_norm(x)
+
+
+class PaddleMultiHeadAttention(nn.Module):
+    """paddle.nn.MultiHeadAttention (self-attention): q/k/v/out projections with biases, q
+    scaled by head_dim^-0.5, an additive mask."""
+
+    def __init__(self, embed_dim, num_heads):
+        super().__init__()
+        self.num_heads, self.head_dim = num_heads, embed_dim // num_heads
+        self.q_proj = nn.Linear(embed_dim, embed_dim)
+        self.k_proj = nn.Linear(embed_dim, embed_dim)
+        self.v_proj = nn.Linear(embed_dim, embed_dim)
+        self.out_proj = nn.Linear(embed_dim, embed_dim)
+
+    def _heads(self, x):
+        b, n, _ = x.shape
+        return x.reshape(b, n, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, x, mask_bias):
+        q = self._heads(self.q_proj(x))
+        k, v = self._heads(self.k_proj(x)), self._heads(self.v_proj(x))
+        scores = (q * self.head_dim ** -0.5) @ k.transpose(-1, -2) + mask_bias
+        ctx = torch.softmax(scores, dim=-1) @ v
+        return self.out_proj(ctx.transpose(1, 2).flatten(2))
+
+
+class TransformerEncoderLayer(nn.Module):
+    """paddle.nn.TransformerEncoderLayer, post-norm, GELU (exact). Its LayerNorms get the
+    config's epsilon: PaddleNLP's LayoutLM _init_weights sets every LayerNorm's epsilon to
+    1e-12 when the model is built (paddle's own default would be 1e-5)."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        hidden = cfg["hidden_size"]
+        self.self_attn = PaddleMultiHeadAttention(hidden, cfg["num_attention_heads"])
+        self.linear1 = nn.Linear(hidden, cfg["intermediate_size"])
+        self.linear2 = nn.Linear(cfg["intermediate_size"], hidden)
+        self.norm1 = nn.LayerNorm(hidden, eps=cfg["layer_norm_eps"])
+        self.norm2 = nn.LayerNorm(hidden, eps=cfg["layer_norm_eps"])
+
+    def forward(self, x, mask_bias):
+        x = self.norm1(x + self.self_attn(x, mask_bias))
+        return self.norm2(x + self.linear2(F.gelu(self.linear1(x))))
+
+
+class TransformerEncoder(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.layers = nn.ModuleList(TransformerEncoderLayer(cfg)
+                                    for _ in range(cfg["num_hidden_layers"]))
+
+    def forward(self, x, mask_bias):
+        for layer in self.layers:
+            x = layer(x, mask_bias)
+        return x
+
+
+class LayoutLMModel(nn.Module):
+    """Embeddings then paddle's TransformerEncoder; the pooler feeds no SER output (exports
+    prune it): not held."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        if cfg["hidden_act"] != "gelu":
+            raise ValueError(f"LayoutLM supports hidden_act gelu, not {cfg['hidden_act']!r}")
+        self.embeddings = LayoutLMEmbeddings(cfg)
+        self.encoder = TransformerEncoder(cfg)
+
+    def paddle_unused(self):
+        return ["pooler.dense.weight", "pooler.dense.bias"]
+
+    def forward(self, input_ids, bbox, attention_mask, token_type_ids):
+        x = self.embeddings(input_ids, bbox, token_type_ids)
+        # paddle's int attention mask: 1 attends, 0 is masked by adding (0 - 1) * 1e9
+        mask_bias = (attention_mask[:, None, None, :].to(x.dtype) - 1.0) * 1e9
+        return self.encoder(x, mask_bias)
+
+
+class LayoutLMForTokenClassification(nn.Module):
+    def __init__(self, cfg, num_classes):
+        super().__init__()
+        self.layoutlm = LayoutLMModel(cfg)
+        self.classifier = nn.Linear(cfg["hidden_size"], num_classes)
+
+    def forward(self, input_ids, bbox, attention_mask, token_type_ids):
+        return self.classifier(self.layoutlm(input_ids, bbox, attention_mask, token_type_ids))
+
+
+@register("Backbone")
+class LayoutLMForSer(nn.Module):
+    """LayoutLM semantic entity recognition: per-token class logits [batch, seq, num_classes].
+    Inputs ``[input_ids, bbox, attention_mask, token_type_ids]`` (no image, as PaddleOCR's
+    wrapper)."""
+
+    use_visual_backbone = False
+
+    def __init__(self, num_classes=7, mode="base", pretrained=True, checkpoints=None,
+                 in_channels=None, **config):
+        super().__init__()
+        cfg = _config(mode, config, {"base": LAYOUTLM_BASE}, "LayoutLM")
+        cfg.pop("visual_backbone")
+        self.model = LayoutLMForTokenClassification(cfg, num_classes)
+        self.out_channels = 1
+
+    def forward(self, x, *more):
+        x = _split(x, more)
+        return self.model(x[0], x[1], x[2], x[3])
