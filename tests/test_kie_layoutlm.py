@@ -98,14 +98,27 @@ def test_broken_conversion_is_refused(exported, tmp_path):
     assert not report["passed"]
 
 
-@pytest.mark.parametrize("arch", ["ser_layoutxlm_xfund_zh", "ser_vi_layoutxlm_xfund_zh"])
-def test_another_familys_checkpoint_is_refused(exported, tmp_path, arch):
+def test_another_familys_checkpoint_is_refused(exported, tmp_path):
+    """A LayoutLM checkpoint given as LayoutXLM (CLI: one error line, no file) or as
+    VI-LayoutXLM, and the reverse: refused by name before the large network is built."""
+    from ptocr.errors import PtocrError
+
     out = tmp_path / "x.pth"
-    res = run_cli("convert", "--arch", arch, "--paddle-dir", exported / "ser_train", "--out",
-                  out, "--no-verify")
+    res = run_cli("convert", "--arch", "ser_layoutxlm_xfund_zh", "--paddle-dir",
+                  exported / "ser_train", "--out", out, "--no-verify")
     assert res.returncode != 0 and not out.exists()
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in res.stderr
+    assert "weights do not fit ser_layoutxlm_xfund_zh" in lines[0]
+    with pytest.raises(PtocrError, match="weights do not fit ser_vi_layoutxlm_xfund_zh"):
+        convert(exported / "ser_train", "ser_vi_layoutxlm_xfund_zh")
+    from ptocr.converter.formats import PaddleWeights
+
+    xlm = PaddleWeights("pdparams", {  # LayoutXLM's names (tests/paddle_names/ lists them all)
+        "layoutxlm.encoder.layer.0.attention.self.query.weight": np.zeros((8, 8), np.float32),
+        "classifier.weight": np.zeros((8, 7), np.float32)}, True, files=[tmp_path / "x"])
+    with pytest.raises(PtocrError, match="weights do not fit ser_layoutlm_xfund_zh"):
+        convert(None, ARCH, weights=xlm)
 
 
 def test_to_transformers_folder(exported):
