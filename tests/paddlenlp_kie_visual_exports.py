@@ -6,9 +6,9 @@ wrappers (ppocr/modeling/backbones/vqa_layoutlm.py; the VI wrappers of
 tests/paddlenlp_kie_exports.py with ``use_visual_backbone`` left True, as PaddleOCR's
 NLPBaseModel sets it), every parameter and batch-norm statistic random.
 
-    python paddlenlp_kie_visual_exports.py OUT FAMILY CONFIG_JSON      (FAMILY layoutxlm|layoutlmv2)
+    python paddlenlp_kie_visual_exports.py OUT FAMILIES CONFIG_JSON   (layoutxlm,layoutlmv2)
 
-writes OUT/ser_pir/inference.* (PIR export with PaddleOCR's input spec, the image declared
+writes, per family, OUT/FAMILY/ser_pir/inference.* (PIR export with PaddleOCR's input spec, the image declared
 int64 [N, 3, 224, 224] as PaddleOCR's export_model declares it), OUT/ser_train and
 OUT/re_train/model_state.pdparams (PaddleNLP's names), OUT/inputs.npz (the inputs the
 references ran on) and OUT/re_reference.npz (the RE model in dygraph, float32 and float64)."""
@@ -170,4 +170,6 @@ def main(out, family, overrides):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]))
+    for fam in sys.argv[2].split(","):  # one process for both families (paddle imports once)
+        os.makedirs(Path(sys.argv[1]) / fam, exist_ok=True)
+        main(Path(sys.argv[1]) / fam, fam, json.loads(sys.argv[3]))

@@ -53,12 +53,13 @@ def _inputs(out, seed=0):
 
 
 def test_export_converts_and_verifies_in_float64(exported):
-    report_path = exported / "report.json"
-    res = run_cli("convert", "--arch", ARCH, "--paddle-dir", exported / "ser_pir", "--config",
-                  exported / "ser.yml", "--out", exported / "ser.pth", "--report", report_path,
-                  "--overwrite")
-    assert res.returncode == 0, res.stderr
-    report = json.loads(report_path.read_text())
+    """In process (the CLI converts the same export in test_to_transformers_folder)."""
+    from ptocr.converter import formats
+    from ptocr.converter.verify import verify
+
+    conv = convert(exported / "ser_pir", ARCH, exported / "ser.yml")
+    assert conv.report.method == "program order"
+    report = verify(formats.read(exported / "ser_pir"), conv.model, conv.spec)
     assert report["passed"] and report["judged_in"] == "float64"
     assert max(r["float64"]["max_abs"] for r in report["results"]) < 1e-8
     assert max(r["max_abs"] for r in report["results"]) < 1e-4

@@ -42,14 +42,21 @@ def _arch(backbone, algorithm, **extra):
                              "Backbone": {"name": backbone, "mode": "base", **extra}}}
 
 
-@pytest.fixture(scope="module", params=list(FAMILIES))
-def exported(request, tmp_path_factory):
-    family = request.param
-    out = tmp_path_factory.mktemp(family)
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    out = tmp_path_factory.mktemp("kie_visual_exports")
     res = subprocess.run([sys.executable, str(HERE / "paddlenlp_kie_visual_exports.py"), str(out),
-                          family, json.dumps({**SMALL, "num_classes": 7, "dropout": 0})],
+                          ",".join(FAMILIES), json.dumps({**SMALL, "num_classes": 7,
+                                                          "dropout": 0})],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module", params=list(FAMILIES))
+def exported(request, exports):
+    family = request.param
+    out = exports / family
     algo = FAMILIES[family]
     # the PIR program carries no names: the sizes come from the user's config
     (out / "ser.yml").write_text(yaml.safe_dump(_arch(
@@ -67,13 +74,24 @@ def _arch_name(family, task):
 
 
 def test_ser_export_converts_and_verifies(exported):
+    """LayoutXLM through the CLI; LayoutLMv2 in process (the same code, one start-up less)."""
     family, out = exported
-    report_path = out / "report.json"
-    res = run_cli("convert", "--arch", _arch_name(family, "ser"), "--paddle-dir",
-                  out / "ser_pir", "--config", out / "ser.yml", "--out", out / "ser.pth",
-                  "--report", report_path, "--overwrite")
-    assert res.returncode == 0, res.stderr
-    report = json.loads(report_path.read_text())
+    if family == "layoutxlm":
+        report_path = out / "report.json"
+        res = run_cli("convert", "--arch", _arch_name(family, "ser"), "--paddle-dir",
+                      out / "ser_pir", "--config", out / "ser.yml", "--out", out / "ser.pth",
+                      "--report", report_path, "--overwrite")
+        assert res.returncode == 0, res.stderr
+        report = json.loads(report_path.read_text())
+    else:
+        from ptocr.converter import checkpoint, formats
+        from ptocr.converter.verify import verify
+
+        conv = convert(out / "ser_pir", _arch_name(family, "ser"), out / "ser.yml")
+        report = verify(formats.read(out / "ser_pir"), conv.model, conv.spec)
+        checkpoint.save(out / "ser.pth", conv.model.state_dict(), {
+            "arch": conv.spec.name, "config": conv.config, "source": [], "parity": None,
+            "ptocr_version": "test", "extra": {"task": "kie"}, "processing": conv.processing})
     assert report["passed"]
     labels = [r["input"] for r in report["results"]]
     assert len(labels) == 2 and "images/1.jpg" in labels[0] and "noise page" in labels[1]
@@ -234,22 +252,46 @@ def test_page_image_ops_equal_paddleocr(testdata):
         np.testing.assert_array_equal(got, data["image"])
 
 
+def _ocr_checkpoint(models, arch, path):
+    """The real PP-OCRv4 det/rec converted in process (the CLI path is tested elsewhere)."""
+    from ptocr.converter import checkpoint, dictionary
+
+    conv = convert(models(arch), arch)
+    chars = dictionary.resolve(conv.spec, conv.weights,
+                               getattr(conv.model.head, "out_channels", None))
+    checkpoint.save(path, conv.model.state_dict(), {
+        "arch": conv.spec.name, "config": conv.config, "source": [], "ptocr_version": "test",
+        "parity": None, "extra": {"task": conv.spec.task, **(chars or {})},
+        "processing": conv.processing})
+    return path
+
+
+def _lines(shape, n=14):
+    """OCR lines standing in for the OCR (tests/test_kie_system.py runs the real one): boxes
+    down the page, texts of the tokenizers' corpus."""
+    from test_kie_processing import corpus
+
+    h, w = shape[:2]
+    out = []
+    for i, text in enumerate(corpus(n, 5)):
+        x0, y0 = 20 + 37 * (i % 3), 30 + i * (h - 60) // n
+        x1, y1 = min(w - 1, x0 + 25 * len(text.split())), y0 + 20
+        out.append({"box": [[x0, y0], [x1, y0], [x1, y1], [x0, y1]], "text": text,
+                    "score": 0.99})
+    return out
+
+
 @pytest.fixture(scope="module")
 def visual_kie(tmp_path_factory, models, tokenizers):  # noqa: F811
-    """ptocr.KIE with the real PP-OCRv4 det/rec and small random LayoutXLM SER/RE checkpoints
-    with the visual backbone."""
+    """ptocr.KIE with small random LayoutXLM SER/RE checkpoints with the visual backbone
+    (the OCR's lines given)."""
     import ptocr
+    import test_kie_system
     from test_kie_system import _checkpoint
 
     out = tmp_path_factory.mktemp("kie_visual")
-    paths = {}
-    for arch in ("PP-OCRv4_mobile_det", "PP-OCRv4_mobile_rec"):
-        paths[arch] = out / f"{arch}.pth"
-        res = run_cli("convert", "--arch", arch, "--paddle-dir", models(arch), "--out",
-                      paths[arch], "--no-verify")
-        assert res.returncode == 0, res.stderr
-    import test_kie_system
-
+    det = _ocr_checkpoint(models, "PP-OCRv4_mobile_det", out / "det.pth")
+    rec = _ocr_checkpoint(models, "PP-OCRv4_mobile_rec", out / "rec.pth")
     small = dict(test_kie_system.SMALL)
     test_kie_system.SMALL = {**small, "visual_backbone": VISUAL,
                              "image_feature_pool_shape": [7, 7, 16]}
@@ -258,8 +300,9 @@ def visual_kie(tmp_path_factory, models, tokenizers):  # noqa: F811
         re_ = _checkpoint("re_layoutxlm_xfund_zh", out / "re.pth", 2)
     finally:
         test_kie_system.SMALL = small
-    return ptocr.KIE(det=paths["PP-OCRv4_mobile_det"], rec=paths["PP-OCRv4_mobile_rec"],
-                     ser=ser, re=re_, tokenizer=tokenizers["sentencepiece"]), paths, re_
+    kie = ptocr.KIE(det=det, rec=rec, ser=ser, re=re_, tokenizer=tokenizers["sentencepiece"])
+    kie.ocr = lambda img, cls=True: _lines(img.shape)
+    return kie, {"det": det, "rec": rec}, re_
 
 
 from test_kie_processing import CLASSES, tokenizers  # noqa: E402,F401
@@ -269,7 +312,7 @@ def test_kie_with_the_page_equals_paddleocr_processing(visual_kie, testdata, tok
                                                        tmp_path):
     """ptocr.KIE's SER labels equal PaddleOCR's own processing (label encode, pad, chunk,
     Resize/NormalizeImage/ToCHWImage of the RGB page, SER post-processing: the 2.10 wheel)
-    around the same model and OCR lines; RE runs on the page too."""
+    around the same model and the same (given) OCR lines; RE runs on the page too."""
     import cv2
     import types
 
@@ -279,6 +322,7 @@ def test_kie_with_the_page_equals_paddleocr_processing(visual_kie, testdata, tok
     system = visual_kie[0]
     bgr = cv2.imread(str(testdata / "images" / "img_12.jpg"))
     got = system(bgr)
+    assert len({ln["label"] for ln in got["lines"]}) > 1
     class_path = tmp_path / "classes.txt"
     class_path.write_text("\n".join(CLASSES) + "\n")
     label_ops = ppocr_module("ppocr.data.imaug.label_ops")
@@ -324,8 +368,9 @@ def test_kie_refuses_a_visual_re_beside_a_vi_ser(visual_kie, tokenizers, testdat
 
     system, paths, re_path = visual_kie
     vi = _checkpoint("ser_vi_layoutxlm_xfund_zh", tmp_path / "vi.pth", 1)
-    kie = ptocr.KIE(det=paths["PP-OCRv4_mobile_det"], rec=paths["PP-OCRv4_mobile_rec"],
-                    ser=vi, re=re_path, tokenizer=tokenizers["sentencepiece"])
+    kie = ptocr.KIE(det=paths["det"], rec=paths["rec"], ser=vi, re=re_path,
+                    tokenizer=tokenizers["sentencepiece"])
+    kie.ocr = lambda img, cls=True: _lines(img.shape)
     with pytest.raises(PtocrError, match="does not prepare it") as exc:
         kie(cv2.imread(str(testdata / "images" / "img_12.jpg")))
     assert "\n" not in str(exc.value)
