@@ -25,7 +25,8 @@ sys.path.insert(0, str(HERE))
 
 import paddle  # noqa: E402
 
-from paddlenlp_kie_exports import BaseModel, LayoutXLMForRe, LayoutXLMForSer, re_inputs  # noqa: E402
+from paddlenlp_kie_exports import (BaseModel, LayoutXLMForRe, LayoutXLMForSer, re_inputs,  # noqa: E402
+                                   spec)
 from paddlenlp_ref import SMALL_VISUAL, layoutlmv2, layoutxlm, use_visual_config  # noqa: E402
 
 
@@ -72,18 +73,6 @@ def randomize(layer, seed):
     return layer
 
 
-def spec(re=False):
-    s = [paddle.static.InputSpec([None, 512], "int64"),        # input_ids
-         paddle.static.InputSpec([None, 512, 4], "int64"),     # bbox
-         paddle.static.InputSpec([None, 512], "int64"),        # attention_mask
-         paddle.static.InputSpec([None, 512], "int64"),        # token_type_ids
-         paddle.static.InputSpec([None, 3, 224, 224], "int64")]  # image
-    if re:
-        s += [paddle.static.InputSpec([None, 512, 3], "int64"),   # entities
-              paddle.static.InputSpec([None, None, 2], "int64")]  # relations
-    return s
-
-
 def image_input(seed):
     """A page image as PaddleOCR's KIE feeds it: RGB noise resized to 224x224, NormalizeImage
     (scale 1, ImageNet mean/std), CHW, float32."""
@@ -128,7 +117,7 @@ def main(out, family, overrides):
         x = [paddle.to_tensor(ins[f"input{i}_0"]) for i in range(5)]
         np.save(out / "ser_dygraph.npy", ser(x)[0].numpy())
         np.save(out / "ser_dygraph_raw.npy", ser(x[:4] + [paddle.to_tensor(raw)])[0].numpy())
-    paddle.jit.save(paddle.jit.to_static(ser, input_spec=[spec()], full_graph=True),
+    paddle.jit.save(paddle.jit.to_static(ser, input_spec=[spec(image=True)], full_graph=True),
                     str(out / "ser_pir" / "inference"))
     os.makedirs(out / "ser_train", exist_ok=True)
     paddle.save(ser.backbone.model.state_dict(), str(out / "ser_train" / "model_state.pdparams"))
