@@ -107,7 +107,8 @@ def _to_transformers(conv, chars, user_config, out, no_verify, require_verify, f
     hf_model, _cfg = hf.to_transformers(conv.model, conv.config, conv.spec, user_config)
     click.echo(f"filled {type(hf_model).__name__} (transformers) from {conv.spec.name}", err=True)
     parity = _parity(conv, no_verify, require_verify, force, reference, submodel, report,
-                     overwrite, model=hf.HFOutputs(hf_model, hf.section(conv.spec).get("output")),
+                     overwrite, model=hf.HFOutputs(hf_model, hf.section(conv.spec).get("output"),
+                                                   hf.section(conv.spec).get("inputs")),
                      spec=hf.verify_spec(conv.spec))
     meta = {"arch": conv.spec.name, "source": conv.weights.sources(), "ptocr_version": __version__,
             "parity": parity, "transformers_class": type(hf_model).__name__,

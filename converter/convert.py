@@ -6,7 +6,7 @@ import torch
 
 from . import formats
 from ..errors import PtocrError
-from .mapping import find_arch, map_weights, match_archs, resolve_config
+from .mapping import _may_fit, find_arch, map_weights, match_archs, resolve_config
 
 
 @dataclass
@@ -100,9 +100,10 @@ def example_input(spec, batch=1, model=None):
     processing makes of a blank crop (a list, in the program's order); KIE tables: token ids,
     boxes and masks (converter/kie_inputs.py)."""
     if "kie" in spec.inputs:
-        from .kie_inputs import kie_inputs
+        from .kie_inputs import kie_inputs, kie_pages
 
-        return [torch.from_numpy(a) for a in kie_inputs(spec.inputs["kie"], model)]
+        page = kie_pages(spec, model)[-1][1]  # seeded noise (the first case may be a real page)
+        return [torch.from_numpy(a) for a in kie_inputs(spec.inputs["kie"], model, image=page)]
     sizes = (spec.inputs.get("random_images") or [None])[0]
     if sizes and (spec.processing or {}).get("PreProcess"):
         import numpy as np
@@ -127,6 +128,14 @@ def convert(paddle_path, arch=None, config_path=None, submodel=None, weights=Non
     training checkpoints carry it)."""
     weights = weights or formats.read(paddle_path, submodel=submodel)
     spec = spec or (detect_arch(weights, task) if arch.lower() == "auto" else find_arch(arch))
+    if not _may_fit(spec, weights):
+        # (before building: tables that say what they require are large networks, e.g. KIE)
+        from ..errors import MappingError
+
+        what = (f"no tensor is named like {spec.requires.get('names')!r}" if weights.structured
+                else f"the program uses none of the ops {spec.requires.get('ops')}")
+        raise MappingError(f"weights do not fit {spec.name}: {what} (`ptocr inspect` names "
+                           "the architecture they match)")
     user_arch = load_user_config(config_path) if config_path else None
     config = resolve_config(spec, weights, user_arch)
     if full_head:

@@ -158,6 +158,7 @@ def to_transformers(model, arch, spec, user_config=None):
     hf = section(spec)
     model = _fused(model, hf, copy_first=True)
     state = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    state = _padding_rows_zeroed(model, state)
     cfg = hf_config(spec, arch, state)
     if user_config is not None:
         cfg = {**copy.deepcopy(user_config), "architectures": [hf["class"]]}
@@ -175,6 +176,20 @@ def to_transformers(model, arch, spec, user_config=None):
     hf_model.ptocr_only_state = {k: v.detach().clone() for k, v in state.items()
                                  if any(p.search(k) for p in only)}
     return hf_model.eval(), cfg
+
+
+def _padding_rows_zeroed(model, state):
+    """Paddle's embedding lookup of its padding_idx gives zeros whatever the row holds;
+    torch's (transformers') reads the row: the row is written as zeros, so both agree."""
+    from ..models.layers import PaddleEmbedding
+
+    state = dict(state)
+    for name, module in model.named_modules():
+        if isinstance(module, PaddleEmbedding) and module.padding_idx is not None:
+            weight = state[f"{name}.weight"].clone()
+            weight[module.padding_idx] = 0
+            state[f"{name}.weight"] = weight
+    return state
 
 
 def _fused(model, hf, copy_first=False):
@@ -211,12 +226,16 @@ class HFOutputs(torch.nn.Module):
     ``last_hidden_state``: det probability map, rec per-step softmax), for the verifier and
     the pipeline."""
 
-    def __init__(self, hf_model, output=None):
+    def __init__(self, hf_model, output=None, inputs=None):
         super().__init__()
         self.hf = hf_model
         self.output = output  # the table's `output`: softmax for classifiers returning logits
+        self.inputs = inputs  # the table's `inputs`: keywords of the program's inputs (KIE)
 
-    def forward(self, x):
+    def forward(self, x, *more):
+        if self.inputs:  # token models (LayoutLM): logits
+            xs = list(x) + list(more) if isinstance(x, (list, tuple)) else [x, *more]
+            return getattr(self.hf(**dict(zip(self.inputs, xs))), self.output or "logits")
         out = self.hf(pixel_values=x).last_hidden_state
         return torch.softmax(out, dim=-1) if self.output == "softmax" else out
 
@@ -314,7 +333,7 @@ def ptocr_arch(spec, cfg):
             value = value.get(part) if isinstance(value, dict) else getattr(value, part, None)
         if value is not None:
             _set(arch, ptocr_key, value)
-    if isinstance(arch.get("Backbone"), dict):
+    if isinstance(arch.get("Backbone"), dict) and hf.get("training_form", True):
         arch["Backbone"]["deploy"] = False
     return arch
 

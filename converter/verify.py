@@ -151,9 +151,11 @@ def make_inputs(spec, images=True, model=None):
     (``inputs: {kie: ...}``) get seeded token ids, boxes and masks (a list per input)."""
     inputs = []
     if "kie" in spec.inputs:
-        from .kie_inputs import kie_inputs
+        from .kie_inputs import kie_inputs, kie_pages
 
-        return [(f"random tokens+boxes seed {seed}", kie_inputs(spec.inputs["kie"], model, seed))
+        pages = kie_pages(spec, model, testdata_dir() if images else None)
+        return [(f"random tokens+boxes seed {seed}{pages[seed][0]}",
+                 kie_inputs(spec.inputs["kie"], model, seed, pages[seed][1]))
                 for seed in range(int(spec.inputs["kie"].get("cases", 2)))]
     rng = np.random.RandomState(0)
     # `random: false`: the shapes only size the example input of program-order alignment

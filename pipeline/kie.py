@@ -33,6 +33,11 @@ def _kie_model(path, role):
     return model
 
 
+def _takes_image(model):
+    """LayoutXLM / LayoutLMv2 with the visual backbone: the page image is their fifth input."""
+    return bool(getattr(getattr(model, "backbone", None), "use_visual_backbone", False))
+
+
 def _word_rows(model):
     for name, module in model.named_modules():
         if name.endswith("word_embeddings"):
@@ -92,10 +97,21 @@ class KIE:
         if data is None:
             raise NoTextError("no text found")
         inputs = [torch.from_numpy(np.asarray(data[k])[None]) for k in data["model_inputs"]]
+        page = None
+        if _takes_image(self.ser) or _takes_image(self.re):
+            # LayoutXLM / LayoutLMv2: the page as the SER table's image operators made it
+            if getattr(data.get("image"), "ndim", 0) != 3 or data["image"].shape[0] != 3:
+                raise PtocrError("the KIE model takes the page image, but the SER model's "
+                                 "processing does not prepare it (use SER and RE models of "
+                                 "the same family)")
+            page = torch.from_numpy(np.ascontiguousarray(data["image"], np.float32)[None])
         with torch.inference_mode():
-            logits = outputs_as_arrays(self.ser(*inputs))
+            logits = outputs_as_arrays(self.ser(*inputs, *([page] if _takes_image(self.ser)
+                                                           else [])))
         ser_lines = self.post(logits, segment_offset_ids=[data["segment_offset_id"]],
                               ocr_infos=[data["ocr_info"]])[0]
+        if self.re is not None and _takes_image(self.re):
+            inputs = inputs + [page]
         relations = self.relations(data, inputs, ser_lines) if self.re is not None else []
         out = []
         for info in ser_lines:

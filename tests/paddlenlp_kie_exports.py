@@ -75,11 +75,15 @@ def randomize(layer, seed):
     return layer
 
 
-def spec(re=False):
+def spec(re=False, image=False):
+    """PaddleOCR's export_model input spec for the LayoutLM family (the image, declared int64
+    there, only for models with the visual backbone)."""
     s = [paddle.static.InputSpec([None, 512], "int64"),        # input_ids
          paddle.static.InputSpec([None, 512, 4], "int64"),     # bbox
          paddle.static.InputSpec([None, 512], "int64"),        # attention_mask
          paddle.static.InputSpec([None, 512], "int64")]        # token_type_ids
+    if image:
+        s.append(paddle.static.InputSpec([None, 3, 224, 224], "int64"))
     if re:
         s += [paddle.static.InputSpec([None, 512, 3], "int64"),   # entities
               paddle.static.InputSpec([None, None, 2], "int64")]  # relations

@@ -9,8 +9,9 @@ stood in by empty namespaces, and the three names they import from those package
 small stand-ins:
 
   * ``paddlenlp.transformers.PretrainedModel``: a ``paddle.nn.Layer`` that keeps ``config``
-    (the real one adds from_pretrained/save_pretrained/generation; no layer, parameter or
-    forward of its own);
+    and, as the real one does after each ``__init__``, applies the model's ``_init_weights``
+    hook to every sublayer once (the real one adds from_pretrained/save_pretrained/generation;
+    no layer, parameter or forward of its own);
   * ``paddlenlp.transformers.register_base_model``: the real decorator's one line;
   * ``paddlenlp.transformers.configuration_utils.PretrainedConfig``: attribute storage with
     the real class's ``attribute_map`` aliasing (``num_classes`` -> ``num_labels``) and its
@@ -105,6 +106,29 @@ def _install_stand_ins():
         def __init__(self, config, *args, **kwargs):
             super().__init__()
             self.config = config
+
+        def __init_subclass__(cls, **kwargs):
+            # the real base class (model_utils' InitTrackerMeta + _post_init) runs the model's
+            # _init_weights hook over every sublayer after each __init__; LayoutLM's hook sets
+            # every LayerNorm's epsilon to 1e-12 there, which the exported program keeps
+            super().__init_subclass__(**kwargs)
+            if "__init__" not in cls.__dict__:
+                return
+            original = cls.__init__
+
+            def __init__(self, *args, **kw):
+                original(self, *args, **kw)
+                self.apply(self._initialize_weights)
+            cls.__init__ = __init__
+
+        def _init_weights(self, layer):
+            pass
+
+        def _initialize_weights(self, layer):
+            if getattr(layer, "_is_initialized", False):
+                return
+            self._init_weights(layer)
+            layer._is_initialized = True
 
     def register_base_model(cls):
         cls.__bases__[0].base_model_class = cls
@@ -206,3 +230,85 @@ def layoutxlm_tokenizer(vocab_file):
         tr.AddedToken, tr.PretrainedTokenizer = AddedToken, PretrainedTokenizer
     module = paddlenlp_module("paddlenlp.transformers.layoutxlm.tokenizer")
     return module.LayoutXLMTokenizer(vocab_file=str(vocab_file))
+
+
+# A small visual backbone for tests: PaddleNLP's VisualBackbone reads its size from the
+# wheel's visual_backbone.yaml through yacs (``read_config``), which is not installed here.
+# SHIM, said plainly: ``read_config`` (imported by name into layoutxlm/modeling.py and
+# layoutlmv2/modeling.py) is replaced by one that reads the same yaml with PyYAML into
+# attribute dicts and overrides the keys given (the real one returns a frozen yacs CfgNode of
+# the file; the network is built by the wheel's own build_resnet_fpn_backbone from it).
+SMALL_VISUAL = {"MODEL.RESNETS.DEPTH": 50, "MODEL.RESNETS.NUM_GROUPS": 2,
+                "MODEL.RESNETS.WIDTH_PER_GROUP": 4, "MODEL.RESNETS.STEM_OUT_CHANNELS": 8,
+                "MODEL.RESNETS.RES2_OUT_CHANNELS": 16, "MODEL.FPN.OUT_CHANNELS": 16}
+
+
+class _AttrDict(dict):
+    def __getattr__(self, key):
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+
+def _attr(node):
+    if isinstance(node, dict):
+        return _AttrDict({k: _attr(v) for k, v in node.items()})
+    return node
+
+
+def visual_config(overrides=None):
+    """The wheel's visual_backbone.yaml (with dotted-key overrides) as PaddleNLP reads it."""
+    import yaml
+
+    path = wheel_root() / "transformers" / "layoutxlm" / "visual_backbone.yaml"
+    cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for dotted, value in (overrides or {}).items():
+        node = cfg
+        *parents, last = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        assert last in node, dotted
+        node[last] = value
+    return _attr(cfg)
+
+
+def use_visual_config(overrides=None):
+    """Make PaddleNLP's LayoutXLM and LayoutLMv2 build their visual backbones from
+    visual_config(overrides)."""
+    for name in ("paddlenlp.transformers.layoutxlm.modeling",
+                 "paddlenlp.transformers.layoutlmv2.modeling"):
+        paddlenlp_module(name).read_config = lambda fp=None: visual_config(overrides)
+
+
+def layoutlmv2(small=True, **overrides):
+    """(modeling module, LayoutLMv2Config) for a small configuration."""
+    _install_stand_ins()
+    conf = paddlenlp_module("paddlenlp.transformers.layoutlmv2.configuration")
+    modeling = paddlenlp_module("paddlenlp.transformers.layoutlmv2.modeling")
+    kwargs = dict(conf.LAYOUTLMV2_PRETRAINED_INIT_CONFIGURATION["layoutlmv2-base-uncased"])
+    if small:
+        kwargs.update(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                      intermediate_size=64, vocab_size=120, coordinate_size=8, shape_size=8)
+    kwargs.update(overrides)
+    return modeling, conf.LayoutLMv2Config(**kwargs)
+
+
+def layoutlm(small=True, **overrides):
+    """(modeling module, LayoutLMConfig) for a small configuration."""
+    _install_stand_ins()
+    tr = sys.modules["paddlenlp.transformers"]
+    if not hasattr(sys.modules.get("paddlenlp.layers"), "Linear"):
+        # modeling.py imports paddlenlp.layers.Linear (used only by its masked-LM head); the
+        # package's __init__ pulls in CRF and TCN layers: the one module it needs is loaded
+        layers = _package("paddlenlp.layers", wheel_root() / "layers")
+        layers.Linear = paddlenlp_module("paddlenlp.layers.linear").Linear
+    del tr
+    conf = paddlenlp_module("paddlenlp.transformers.layoutlm.configuration")
+    modeling = paddlenlp_module("paddlenlp.transformers.layoutlm.modeling")
+    kwargs = dict(conf.LAYOUTLM_PRETRAINED_INIT_CONFIGURATION["layoutlm-base-uncased"])
+    if small:
+        kwargs.update(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                      intermediate_size=64, vocab_size=120)
+    kwargs.update(overrides)
+    return modeling, conf.LayoutLMConfig(**kwargs)

@@ -1,14 +1,19 @@
-"""LayoutXLM for key information extraction, after PaddleNLP's transformers/layoutxlm/modeling.py
-(the network) inside PaddleOCR's backbones/vqa_layoutlm.py (the wrappers ``LayoutXLMForSer`` /
-``LayoutXLMForRe`` that hold it as ``.model``). Module tree and parameter names are PaddleNLP's,
-so ``backbone.model.layoutxlm.encoder.layer.0.attention.self.query.weight`` maps 1:1.
+"""LayoutXLM and LayoutLMv2 for key information extraction, after PaddleNLP's
+transformers/layoutxlm/modeling.py and layoutlmv2/modeling.py (the network; LayoutLMv2's is
+LayoutXLM's code under another name, with fused q/k/v and relative position biases switched on by
+its configuration) inside PaddleOCR's backbones/vqa_layoutlm.py (the wrappers
+``LayoutXLMForSer`` / ``LayoutXLMForRe`` / ``LayoutLMv2ForSer`` / ``LayoutLMv2ForRe`` that hold
+it as ``.model``). Module tree and parameter names are PaddleNLP's, so
+``backbone.model.layoutxlm.encoder.layer.0.attention.self.query.weight`` maps 1:1.
 
 Inputs, as PaddleOCR's export feeds them (a list, or the tensors as separate arguments):
 SER ``[input_ids, bbox, attention_mask, token_type_ids(, image)]``, RE the same followed by
-``entities, relations``. ``bbox`` holds token boxes normalised to 0..1000. VI-LayoutXLM
-(``use_visual_backbone: False``) takes no image; the 7x7 visual tokens are still appended
-(position + layout + visual segment embeddings) but masked out as attention keys, as in
-PaddleNLP.
+``entities, relations``. ``bbox`` holds token boxes normalised to 0..1000. LayoutXLM and
+LayoutLMv2 (``use_visual_backbone: True``) take the page image [B, 3, 224, 224] (see
+vqa_visual_backbone.py): its pooled ResNeXt-FPN features, projected to the hidden size, are
+the 7x7 visual tokens appended to the text. VI-LayoutXLM (``use_visual_backbone: False``)
+takes no image; the visual tokens are still appended (position + layout + visual segment
+embeddings) but masked out as attention keys, as in PaddleNLP.
 
 The wrappers take PaddleOCR's Backbone config (``mode``, ``num_classes``, ``pretrained`` and
 ``checkpoints`` are accepted; the last two only say where Paddle loads weights from) plus any
@@ -23,6 +28,7 @@ from torch import nn
 
 from ..layers import PaddleEmbedding
 from ..registry import register
+from .vqa_visual_backbone import VisualBackbone
 
 # PaddleNLP 2.8.1 layoutxlm/configuration.py, LAYOUTXLM_PRETRAINED_INIT_CONFIGURATION
 # ("layoutxlm-base-uncased"; "vi-layoutxlm-base-uncased" only adds use_visual_backbone False)
@@ -35,6 +41,14 @@ LAYOUTXLM_BASE = dict(
     has_visual_segment_embedding=True, image_feature_pool_shape=[7, 7, 256],
     use_visual_backbone=True)
 PRETRAINED = {"base": LAYOUTXLM_BASE, "vi": {**LAYOUTXLM_BASE, "use_visual_backbone": False}}
+# PaddleNLP 2.8.1 layoutlmv2/configuration.py ("layoutlmv2-base-uncased"; the vi- variant only
+# adds use_visual_backbone False)
+LAYOUTLMV2_BASE = dict(
+    LAYOUTXLM_BASE, vocab_size=30522, max_position_embeddings=512, type_vocab_size=2,
+    layer_norm_eps=1e-12, fast_qkv=True, has_relative_attention_bias=True,
+    has_spatial_attention_bias=True, has_visual_segment_embedding=False)
+PRETRAINED_V2 = {"base": LAYOUTLMV2_BASE,
+                 "vi": {**LAYOUTLMV2_BASE, "use_visual_backbone": False}}
 # PaddleNLP's masking value for attention keys outside the mask
 MASKED = -1e10
 
@@ -91,24 +105,37 @@ class LayoutXLMEmbeddings(nn.Module):
 
 
 class LayoutXLMSelfAttention(nn.Module):
+    """q, k, v projections: three linears, or with ``fast_qkv`` (LayoutLMv2) one bias-free
+    linear to 3 x hidden split in that order plus separate q and v biases (k has none)."""
+
     def __init__(self, cfg):
         super().__init__()
-        if cfg["fast_qkv"]:
-            raise NotImplementedError("LayoutXLM with fast_qkv (a config no PaddleOCR model uses)")
         hidden = cfg["hidden_size"]
         self.num_heads = cfg["num_attention_heads"]
         self.head_size = hidden // self.num_heads
-        self.query = nn.Linear(hidden, hidden)
-        self.key = nn.Linear(hidden, hidden)
-        self.value = nn.Linear(hidden, hidden)
+        self.fast_qkv = cfg["fast_qkv"]
+        if self.fast_qkv:
+            self.qkv_linear = nn.Linear(hidden, 3 * hidden, bias=False)
+            self.q_bias = nn.Parameter(torch.zeros(1, 1, hidden))
+            self.v_bias = nn.Parameter(torch.zeros(1, 1, hidden))
+        else:
+            self.query = nn.Linear(hidden, hidden)
+            self.key = nn.Linear(hidden, hidden)
+            self.value = nn.Linear(hidden, hidden)
+
+    def qkv(self, x):
+        if self.fast_qkv:
+            q, k, v = self.qkv_linear(x).chunk(3, dim=-1)
+            return q + self.q_bias, k, v + self.v_bias
+        return self.query(x), self.key(x), self.value(x)
 
     def _heads(self, x):
         b, n, _ = x.shape
         return x.reshape(b, n, self.num_heads, self.head_size).transpose(1, 2)
 
     def forward(self, x, masked, rel_pos=None):
-        q = self._heads(self.query(x)) / math.sqrt(self.head_size)
-        k, v = self._heads(self.key(x)), self._heads(self.value(x))
+        q, k, v = (self._heads(t) for t in self.qkv(x))
+        q = q / math.sqrt(self.head_size)
         scores = q @ k.transpose(-1, -2)
         if rel_pos is not None:
             scores = scores + rel_pos
@@ -207,16 +234,21 @@ class LayoutXLMEncoder(nn.Module):
 class LayoutXLMModel(nn.Module):
     """Text tokens followed by pool_h x pool_w visual tokens through one encoder. The pooler
     PaddleNLP also builds feeds no output of the SER/RE models (exports prune it), so it is
-    not held (``paddle_unused``)."""
+    not held (``paddle_unused``). ``visual_backbone`` (a dict of VisualBackbone's arguments,
+    PaddleNLP's visual_backbone.yaml by default) sizes the image branch."""
 
     def __init__(self, cfg):
         super().__init__()
-        if cfg["use_visual_backbone"]:
-            raise NotImplementedError("LayoutXLM with the visual backbone is not ported yet; "
-                                      "VI-LayoutXLM (mode: vi) is")
         self.cfg = cfg
         hidden = cfg["hidden_size"]
+        self.use_visual_backbone = bool(cfg["use_visual_backbone"])
         self.embeddings = LayoutXLMEmbeddings(cfg)
+        if self.use_visual_backbone:
+            # image_feature_pool_shape[2], which PaddleNLP asserts equal to the FPN's channels,
+            # is taken from the backbone (whose size the weights show)
+            self.visual = VisualBackbone(cfg["image_feature_pool_shape"][:2],
+                                         **(cfg.get("visual_backbone") or {}))
+            self.visual_proj = nn.Linear(self.visual.out_channels, hidden)
         if cfg["has_visual_segment_embedding"]:
             self.visual_segment_embedding = nn.Parameter(torch.zeros(hidden))
         self.visual_LayerNorm = nn.LayerNorm(hidden, eps=cfg["layer_norm_eps"])
@@ -234,7 +266,9 @@ class LayoutXLMModel(nn.Module):
                             xs[1:].expand(ph, pw), ys[1:, None].expand(ph, pw)], dim=-1)
         return grid.reshape(1, ph * pw, 4).expand(batch, -1, -1)
 
-    def forward(self, input_ids, bbox, attention_mask, token_type_ids):
+    def forward(self, input_ids, bbox, attention_mask, token_type_ids, image=None):
+        if self.use_visual_backbone and image is None:
+            raise ValueError("this model takes the page image as its fifth input")
         batch, seq = input_ids.shape
         emb = self.embeddings
         position_ids = emb.position_ids[:, :seq].expand(batch, seq)
@@ -247,26 +281,30 @@ class LayoutXLMModel(nn.Module):
                 + emb.spatial(bbox) + emb.token_type_embeddings(token_type_ids))
         text = emb.LayerNorm(text)
         visual = emb.position_embeddings(visual_position_ids) + emb.spatial(visual_bbox)
+        if self.use_visual_backbone:
+            visual = self.visual_proj(self.visual(image)) + visual
         if hasattr(self, "visual_segment_embedding"):
             visual = visual + self.visual_segment_embedding
         visual = self.visual_LayerNorm(visual)
 
         # keys outside attention_mask are masked; without the visual backbone, every visual one
-        keep = torch.cat([attention_mask.to(text.dtype),
-                          torch.zeros(batch, n_visual, dtype=text.dtype, device=text.device)], 1)
+        seen = torch.full((batch, n_visual), float(self.use_visual_backbone), dtype=text.dtype,
+                          device=text.device)
+        keep = torch.cat([attention_mask.to(text.dtype), seen], 1)
         masked = (keep == 0)[:, None, None, :]
         return self.encoder(torch.cat([text, visual], 1), masked,
                             torch.cat([bbox, visual_bbox], 1),
                             torch.cat([position_ids, visual_position_ids], 1))
 
 
-def _config(mode, overrides):
-    if mode not in PRETRAINED:
-        raise ValueError(f"LayoutXLM mode {mode!r}: PaddleOCR knows {', '.join(PRETRAINED)}")
-    cfg = dict(PRETRAINED[mode])
+def _config(mode, overrides, pretrained=None, family="LayoutXLM"):
+    pretrained = pretrained or PRETRAINED
+    if mode not in pretrained:
+        raise ValueError(f"{family} mode {mode!r}: PaddleOCR knows {', '.join(pretrained)}")
+    cfg = dict(pretrained[mode], visual_backbone=None)
     unknown = set(overrides) - set(cfg)
     if unknown:
-        raise ValueError(f"unknown LayoutXLM config keys: {', '.join(sorted(unknown))}")
+        raise ValueError(f"unknown {family} config keys: {', '.join(sorted(unknown))}")
     cfg.update(overrides)
     return cfg
 
@@ -277,14 +315,18 @@ def _split(x, more):
 
 
 class LayoutXLMForTokenClassification(nn.Module):
-    def __init__(self, cfg, num_classes):
+    """Also LayoutLMv2ForTokenClassification: the encoder is held as ``layoutlmv2`` there."""
+
+    def __init__(self, cfg, num_classes, base="layoutxlm"):
         super().__init__()
-        self.layoutxlm = LayoutXLMModel(cfg)
+        self.base = base
+        setattr(self, base, LayoutXLMModel(cfg))
         self.classifier = nn.Linear(cfg["hidden_size"], num_classes)
 
-    def forward(self, input_ids, bbox, attention_mask, token_type_ids):
+    def forward(self, input_ids, bbox, attention_mask, token_type_ids, image=None):
         seq = input_ids.shape[1]
-        hidden, _ = self.layoutxlm(input_ids, bbox, attention_mask, token_type_ids)
+        hidden, _ = getattr(self, self.base)(input_ids, bbox, attention_mask, token_type_ids,
+                                             image)
         return self.classifier(hidden[:, :seq])
 
 
@@ -293,17 +335,25 @@ class LayoutXLMForSer(nn.Module):
     """Semantic entity recognition: per-token class logits [batch, seq, num_classes] (the
     one output of PaddleOCR's SER export)."""
 
+    PRETRAINED, BASE, FAMILY = PRETRAINED, "layoutxlm", "LayoutXLM"
+
     def __init__(self, num_classes=7, mode="base", pretrained=True, checkpoints=None,
                  in_channels=None, **config):
         super().__init__()
-        cfg = _config(mode, config)
+        cfg = _config(mode, config, self.PRETRAINED, self.FAMILY)
         self.use_visual_backbone = cfg["use_visual_backbone"]
-        self.model = LayoutXLMForTokenClassification(cfg, num_classes)
+        self.model = LayoutXLMForTokenClassification(cfg, num_classes, self.BASE)
         self.out_channels = 1
 
     def forward(self, x, *more):
         x = _split(x, more)
-        return self.model(x[0], x[1], x[2], x[3])
+        image = x[4] if self.use_visual_backbone else None
+        return self.model(x[0], x[1], x[2], x[3], image)
+
+
+@register("Backbone")
+class LayoutLMv2ForSer(LayoutXLMForSer):
+    PRETRAINED, BASE, FAMILY = PRETRAINED_V2, "layoutlmv2", "LayoutLMv2"
 
 
 class BiaffineAttention(nn.Module):
@@ -408,14 +458,17 @@ class REDecoder(nn.Module):
 
 
 class LayoutXLMForRelationExtraction(nn.Module):
-    def __init__(self, cfg):
+    def __init__(self, cfg, base="layoutxlm"):
         super().__init__()
-        self.layoutxlm = LayoutXLMModel(cfg)
+        self.base = base
+        setattr(self, base, LayoutXLMModel(cfg))
         self.extractor = REDecoder(cfg["hidden_size"])
 
-    def forward(self, input_ids, bbox, attention_mask, token_type_ids, entities, relations):
+    def forward(self, input_ids, bbox, attention_mask, token_type_ids, entities, relations,
+                image=None):
         seq = input_ids.shape[1]
-        hidden, layers = self.layoutxlm(input_ids, bbox, attention_mask, token_type_ids)
+        hidden, layers = getattr(self, self.base)(input_ids, bbox, attention_mask,
+                                                  token_type_ids, image)
         loss, pred_relations = self.extractor(hidden[:, :seq], entities, relations)
         # PaddleOCR's RE export returns its dict's values in key order
         return {"hidden_states": torch.stack(layers, 1), "loss": loss,
@@ -425,16 +478,183 @@ class LayoutXLMForRelationExtraction(nn.Module):
 @register("Backbone")
 class LayoutXLMForRe(nn.Module):
     """Relation extraction: {hidden_states [B, layers, seq + visual, hidden], loss,
-    pred_relations [B, N*N, 7, 2]} (see REDecoder)."""
+    pred_relations [B, N*N, 7, 2]} (see REDecoder). Inputs as PaddleOCR's wrapper takes them:
+    the image (when the model has the visual backbone) between token_type_ids and entities."""
+
+    PRETRAINED, BASE, FAMILY = PRETRAINED, "layoutxlm", "LayoutXLM"
 
     def __init__(self, mode="base", pretrained=True, checkpoints=None, in_channels=None,
                  num_classes=None, **config):
         super().__init__()
-        cfg = _config(mode, config)
+        cfg = _config(mode, config, self.PRETRAINED, self.FAMILY)
         self.use_visual_backbone = cfg["use_visual_backbone"]
-        self.model = LayoutXLMForRelationExtraction(cfg)
+        self.model = LayoutXLMForRelationExtraction(cfg, self.BASE)
         self.out_channels = 1
 
     def forward(self, x, *more):
         x = _split(x, more)
-        return self.model(x[0], x[1], x[2], x[3], x[-2], x[-1])
+        image = x[4] if self.use_visual_backbone else None
+        return self.model(x[0], x[1], x[2], x[3], x[-2], x[-1], image)
+
+
+@register("Backbone")
+class LayoutLMv2ForRe(LayoutXLMForRe):
+    """PaddleNLP 2.8.1's LayoutLMv2ForRelationExtraction keeps an older decoder that takes
+    entities and relations as lists of dicts (PaddleOCR's tensor inputs cannot reach it, and
+    PaddleOCR publishes no RE LayoutLMv2 export); its parameters and arithmetic are LayoutXLM's,
+    so the converted model takes PaddleOCR's tensor inputs and returns LayoutXLMForRe's
+    outputs, which the KIE pipeline reads. The dict decoder lists the linked pairs in Python set
+    order; the pairs themselves are the same (tests/test_kie_visual.py)."""
+
+    PRETRAINED, BASE, FAMILY = PRETRAINED_V2, "layoutlmv2", "LayoutLMv2"
+
+
+# ---- LayoutLM (PaddleNLP transformers/layoutlm/modeling.py): text + 2-D layout, no image ----
+
+# PaddleNLP 2.8.1 layoutlm/configuration.py, "layoutlm-base-uncased"
+LAYOUTLM_BASE = dict(
+    vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+    intermediate_size=3072, hidden_act="gelu", max_position_embeddings=512,
+    max_2d_position_embeddings=1024, layer_norm_eps=1e-12, pad_token_id=0, type_vocab_size=2)
+
+
+class LayoutLMEmbeddings(nn.Module):
+    """Word + position + x0 + y0 + x1 + y1 + h + w + token type embeddings (all of the hidden
+    size, summed), LayerNorm."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        hidden, n2d = cfg["hidden_size"], cfg["max_2d_position_embeddings"]
+        self.word_embeddings = PaddleEmbedding(cfg["vocab_size"], hidden,
+                                               padding_idx=cfg["pad_token_id"])
+        self.position_embeddings = nn.Embedding(cfg["max_position_embeddings"], hidden)
+        self.x_position_embeddings = nn.Embedding(n2d, hidden)
+        self.y_position_embeddings = nn.Embedding(n2d, hidden)
+        self.h_position_embeddings = nn.Embedding(n2d, hidden)
+        self.w_position_embeddings = nn.Embedding(n2d, hidden)
+        self.token_type_embeddings = nn.Embedding(cfg["type_vocab_size"], hidden)
+        self.layer_norm = nn.LayerNorm(hidden, eps=cfg["layer_norm_eps"])
+        # PaddleNLP counts positions with a cumsum (its position_ids buffer, which checkpoints
+        # hold, is not read)
+        self.register_buffer("position_ids", torch.arange(cfg["max_position_embeddings"])[None],
+                             persistent=False)
+
+    def forward(self, input_ids, bbox, token_type_ids):
+        if bbox.numel() and (int(bbox.min()) < 0 or
+                             int(bbox.max()) >= self.x_position_embeddings.num_embeddings):
+            raise ValueError("bbox coordinates must lie in 0..1000")
+        x = (self.word_embeddings(input_ids)
+             + self.position_embeddings(self.position_ids[:, :input_ids.shape[1]])
+             + self.x_position_embeddings(bbox[:, :, 0]) + self.y_position_embeddings(bbox[:, :, 1])
+             + self.x_position_embeddings(bbox[:, :, 2]) + self.y_position_embeddings(bbox[:, :, 3])
+             + self.h_position_embeddings(bbox[:, :, 3] - bbox[:, :, 1])
+             + self.w_position_embeddings(bbox[:, :, 2] - bbox[:, :, 0])
+             + self.token_type_embeddings(token_type_ids))
+        return self.layer_norm(x)
+
+
+class PaddleMultiHeadAttention(nn.Module):
+    """paddle.nn.MultiHeadAttention (self-attention): q/k/v/out projections with biases, q
+    scaled by head_dim^-0.5, an additive mask."""
+
+    def __init__(self, embed_dim, num_heads):
+        super().__init__()
+        self.num_heads, self.head_dim = num_heads, embed_dim // num_heads
+        self.q_proj = nn.Linear(embed_dim, embed_dim)
+        self.k_proj = nn.Linear(embed_dim, embed_dim)
+        self.v_proj = nn.Linear(embed_dim, embed_dim)
+        self.out_proj = nn.Linear(embed_dim, embed_dim)
+
+    def _heads(self, x):
+        b, n, _ = x.shape
+        return x.reshape(b, n, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, x, mask_bias):
+        q = self._heads(self.q_proj(x))
+        k, v = self._heads(self.k_proj(x)), self._heads(self.v_proj(x))
+        scores = (q * self.head_dim ** -0.5) @ k.transpose(-1, -2) + mask_bias
+        ctx = torch.softmax(scores, dim=-1) @ v
+        return self.out_proj(ctx.transpose(1, 2).flatten(2))
+
+
+class TransformerEncoderLayer(nn.Module):
+    """paddle.nn.TransformerEncoderLayer, post-norm, GELU (exact). Its LayerNorms get the
+    config's epsilon: PaddleNLP's LayoutLM _init_weights sets every LayerNorm's epsilon to
+    1e-12 when the model is built (paddle's own default would be 1e-5)."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        hidden = cfg["hidden_size"]
+        self.self_attn = PaddleMultiHeadAttention(hidden, cfg["num_attention_heads"])
+        self.linear1 = nn.Linear(hidden, cfg["intermediate_size"])
+        self.linear2 = nn.Linear(cfg["intermediate_size"], hidden)
+        self.norm1 = nn.LayerNorm(hidden, eps=cfg["layer_norm_eps"])
+        self.norm2 = nn.LayerNorm(hidden, eps=cfg["layer_norm_eps"])
+
+    def forward(self, x, mask_bias):
+        x = self.norm1(x + self.self_attn(x, mask_bias))
+        return self.norm2(x + self.linear2(F.gelu(self.linear1(x))))
+
+
+class TransformerEncoder(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.layers = nn.ModuleList(TransformerEncoderLayer(cfg)
+                                    for _ in range(cfg["num_hidden_layers"]))
+
+    def forward(self, x, mask_bias):
+        for layer in self.layers:
+            x = layer(x, mask_bias)
+        return x
+
+
+class LayoutLMModel(nn.Module):
+    """Embeddings then paddle's TransformerEncoder; the pooler feeds no SER output (exports
+    prune it): not held."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        if cfg["hidden_act"] != "gelu":
+            raise ValueError(f"LayoutLM supports hidden_act gelu, not {cfg['hidden_act']!r}")
+        self.embeddings = LayoutLMEmbeddings(cfg)
+        self.encoder = TransformerEncoder(cfg)
+
+    def paddle_unused(self):
+        return ["pooler.dense.weight", "pooler.dense.bias"]
+
+    def forward(self, input_ids, bbox, attention_mask, token_type_ids):
+        x = self.embeddings(input_ids, bbox, token_type_ids)
+        # paddle's int attention mask: 1 attends, 0 is masked by adding (0 - 1) * 1e9
+        mask_bias = (attention_mask[:, None, None, :].to(x.dtype) - 1.0) * 1e9
+        return self.encoder(x, mask_bias)
+
+
+class LayoutLMForTokenClassification(nn.Module):
+    def __init__(self, cfg, num_classes):
+        super().__init__()
+        self.layoutlm = LayoutLMModel(cfg)
+        self.classifier = nn.Linear(cfg["hidden_size"], num_classes)
+
+    def forward(self, input_ids, bbox, attention_mask, token_type_ids):
+        return self.classifier(self.layoutlm(input_ids, bbox, attention_mask, token_type_ids))
+
+
+@register("Backbone")
+class LayoutLMForSer(nn.Module):
+    """LayoutLM semantic entity recognition: per-token class logits [batch, seq, num_classes].
+    Inputs ``[input_ids, bbox, attention_mask, token_type_ids]`` (no image, as PaddleOCR's
+    wrapper)."""
+
+    use_visual_backbone = False
+
+    def __init__(self, num_classes=7, mode="base", pretrained=True, checkpoints=None,
+                 in_channels=None, **config):
+        super().__init__()
+        cfg = _config(mode, config, {"base": LAYOUTLM_BASE}, "LayoutLM")
+        cfg.pop("visual_backbone")
+        self.model = LayoutLMForTokenClassification(cfg, num_classes)
+        self.out_channels = 1
+
+    def forward(self, x, *more):
+        x = _split(x, more)
+        return self.model(x[0], x[1], x[2], x[3])

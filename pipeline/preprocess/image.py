@@ -23,8 +23,9 @@ def read_image(path):
 @register("PreProcess")
 class DecodeImage:
     """Bytes -> image. The pipeline hands operators decoded BGR arrays already, so an export's
-    DecodeImage (img_mode BGR, HWC) passes arrays through and decodes only bytes; img_mode RGB
-    (SDMGR's eval pipeline) turns a BGR array to RGB as it would the decoded bytes."""
+    DecodeImage (img_mode BGR, HWC) passes arrays through and decodes only bytes; with
+    img_mode RGB an array is flipped to RGB, the image PaddleOCR's op would have made (its KIE
+    models take the page in RGB: LayoutXLM/LayoutLMv2's image branch, SDMGR)."""
 
     def __init__(self, img_mode="BGR", channel_first=False, **_training_only):
         if img_mode not in ("BGR", "RGB", "GRAY"):
@@ -46,7 +47,7 @@ class DecodeImage:
             if self.channel_first:
                 img = img.transpose((2, 0, 1))
         elif self.img_mode == "RGB" and getattr(img, "ndim", 0) == 3:
-            img = img[:, :, ::-1]
+            img = np.ascontiguousarray(img[:, :, ::-1])
             if self.channel_first:
                 img = img.transpose((2, 0, 1))
         data["image"] = img
