@@ -33,7 +33,7 @@ def resolve(spec, weights, n_classes, rec_dict=None, use_space_char=None):
     if spec.task == "table":
         return _table_dict(spec, weights, n_classes, rec_dict)
     if spec.task == "layout":
-        return _layout_dict(spec, n_classes, rec_dict)
+        return _layout_dict(spec, n_classes, rec_dict, weights)
     if spec.task not in ("rec", "e2e"):  # e2e: PGNet reads characters too
         if rec_dict:
             raise PtocrError(f"--rec-dict applies to recognisers and end-to-end models; "
@@ -92,11 +92,15 @@ def _table_dict(spec, weights, n_classes, path=None):
     return {"character_dict": chars, "dict_source": source}
 
 
-def _layout_dict(spec, n_classes, path=None):
+def _layout_dict(spec, n_classes, path=None, weights=None):
     """The label list of a layout model (PaddleOCR's layout_dict/*.txt, one label a line):
-    --rec-dict FILE, else the file the table names; one label per class."""
+    --rec-dict FILE, else the export's inference.yml ``label_list`` (PaddleX's exports carry
+    one), else the file the table names; one label per class."""
+    yml_labels = ((weights.inference_yml or {}) if weights else {}).get("label_list")
     if path:
         labels, source = read_dict_file(path), str(path)
+    elif isinstance(yml_labels, list) and yml_labels:
+        labels, source = [str(v) for v in yml_labels], "inference.yml"
     elif spec.dictionary and (SHIPPED / spec.dictionary).is_file():
         labels, source = read_dict_file(SHIPPED / spec.dictionary), spec.dictionary
     else:

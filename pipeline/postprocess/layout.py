@@ -147,3 +147,75 @@ class PicoDetPostProcess:
         results = drop_contained_duplicates(results)
         return [{"bbox": [float(v) for v in r["bbox"]], "label": r["label"],
                  "score": float(r["score"])} for r in results]
+
+
+@register("PostProcess")
+class DetPostProcess:
+    """PaddleX's DetPostProcess (paddlex/inference/models/object_detection/processors.py) for
+    exports that end in NMS (PP-DocLayout): ``preds`` = [rows [label, score, x0, y0, x1,
+    y1] of all images, rows per image]; rows with score > ``threshold`` (and a label > -1)
+    kept, optionally PaddleX's ``layout_nms`` (same class IoU >= 0.6 or other class >= 0.98
+    suppressed, best score first), coordinates clipped to the source image."""
+
+    def __init__(self, character_dict=None, threshold=0.5, layout_nms=False,
+                 layout_dict_path=None, **_training_only):
+        if layout_dict_path and not character_dict:
+            from pathlib import Path
+
+            character_dict = Path(layout_dict_path).read_text(encoding="utf-8").splitlines()
+        if not character_dict:
+            raise ValueError("DetPostProcess needs the layout labels (character_dict)")
+        self.labels = [str(c) for c in character_dict]
+        self.threshold = float(threshold)
+        self.layout_nms = bool(layout_nms)
+
+    def __call__(self, preds, shape_list):
+        if len(preds) != 2:
+            raise ValueError(f"DetPostProcess: expected NMS rows and counts, got {len(preds)} "
+                             "model outputs")
+        rows, counts = np.asarray(preds[0]), np.asarray(preds[1]).astype(int)
+        if rows.ndim != 2 or rows.shape[1] != 6:
+            rows = rows.reshape(0, 6)  # no detection at all
+        out, start = [], 0
+        for b, n in enumerate(counts):
+            boxes = rows[start:start + n]
+            start += n
+            out.append(self._one(boxes, shape_list[b]))
+        return out
+
+    def _one(self, boxes, shape):
+        height, width = float(shape[0]), float(shape[1])
+        boxes = boxes[(boxes[:, 1] > self.threshold) & (boxes[:, 0] > -1)]
+        if self.layout_nms and len(boxes):
+            boxes = boxes[_layout_nms(boxes)]
+        results = []
+        for box in boxes:
+            label = int(box[0])
+            if label >= len(self.labels):
+                raise ValueError(f"the model predicts class {label}, the label list has "
+                                 f"{len(self.labels)}")
+            x0, y0, x1, y1 = (float(v) for v in box[2:])
+            results.append({"bbox": [max(0.0, x0), max(0.0, y0), min(width, x1),
+                                     min(height, y1)],
+                            "label": self.labels[label], "score": float(box[1])})
+        return results
+
+
+def _layout_nms(boxes, iou_same=0.6, iou_diff=0.98):
+    """PaddleX's layout nms: indices kept, best score first; a box is dropped when its IoU
+    with a kept one reaches 0.6 (same class) or 0.98 (another class)."""
+    def iou(a, b):
+        x0, y0, x1, y1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+        inter = max(0, x1 - x0 + 1) * max(0, y1 - y0 + 1)
+        area_a = (a[2] - a[0] + 1) * (a[3] - a[1] + 1)
+        area_b = (b[2] - b[0] + 1) * (b[3] - b[1] + 1)
+        return inter / float(area_a + area_b - inter)
+
+    indices = list(np.argsort(boxes[:, 1])[::-1])
+    selected = []
+    while indices:
+        current = indices.pop(0)
+        selected.append(current)
+        indices = [i for i in indices if iou(boxes[current][2:], boxes[i][2:]) <
+                   (iou_same if boxes[current][0] == boxes[i][0] else iou_diff)]
+    return selected
