@@ -245,12 +245,18 @@ def match_rows(tolerance, refs, outs):
         ref, out = np.asarray(refs[i]), np.asarray(outs[i])
         if ref.shape != out.shape or ref.ndim != 2 or not len(ref):
             continue
-        free, order = list(range(len(out))), []
-        for row in ref.astype(np.float64):
-            cand = [j for j in free if out[j, 0] == row[0]] or free
-            j = min(cand, key=lambda k: np.abs(out[k].astype(np.float64) - row).max())
-            free.remove(j)
-            order.append(j)
+        order = np.full(len(ref), -1)
+        for label in np.unique(ref[:, 0]):
+            rows_r = np.flatnonzero(ref[:, 0] == label)
+            rows_o = np.flatnonzero(out[:, 0] == label)
+            if len(rows_r) != len(rows_o):
+                return outs  # another count per label: left as it is, it will not match
+            dist = np.abs(ref[rows_r, None].astype(np.float64)
+                          - out[None, rows_o].astype(np.float64)).max(-1)
+            for k in range(len(rows_r)):  # greedy: each Paddle row takes its closest free row
+                j = int(np.argmin(dist[k]))
+                order[rows_r[k]] = rows_o[j]
+                dist[:, j] = np.inf
         outs[i] = out[order]
     return outs
 

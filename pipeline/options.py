@@ -102,6 +102,9 @@ OPERATOR_OPTIONS = [
                    float, "layout region score threshold (0.5)"),
     OperatorOption("layout_nms_threshold", "layout", "PicoDetPostProcess", "nms_threshold",
                    float, "layout NMS IoU threshold (0.5)"),
+    # PaddleX layout exports with the NMS inside (PP-DocLayout): the score filter after it
+    OperatorOption("layout_score_threshold", "layout", "DetPostProcess", "threshold", float,
+                   "layout region score threshold (0.5)"),
 
     # end-to-end (PGNet; predict_e2e.py)
     OperatorOption("e2e_limit_side_len", "e2e", "E2EResizeForTest", "max_side_len", float,

@@ -371,9 +371,10 @@ class PicoDet(nn.Layer):
         return self.head.post_process(head_outs, scale_factor)
 
 
-# the NMS of the twin: PaddleX's PP-DocLayout settings except a score threshold that keeps
-# the random network's output small (its scores sit near sqrt(0.25) = 0.5)
-TWIN_NMS = dict(score_threshold=0.5, nms_top_k=1000, keep_top_k=1000, nms_threshold=0.6)
+# the NMS of the twin: PaddleX's PP-DocLayout IoU threshold, every candidate kept otherwise, so
+# that the verifier sees every score and box of every level (a random network's scores are
+# flat: a threshold would hide whole levels)
+TWIN_NMS = dict(score_threshold=0.0, nms_top_k=1000, keep_top_k=5000, nms_threshold=0.6)
 
 
 if __name__ == "__main__":

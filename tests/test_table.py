@@ -371,7 +371,8 @@ def test_table_master_checkpoint_through_ptocr_table(checkpoints, testdata, tmp_
     chars = ["<thead>", "<tr>", "<td></td>", "</tr>", "</thead>", "<tbody>", "<td", "</tbody>"]
     ckpt = tmp_path / "tm.pth"
     save(ckpt, model.state_dict(), {
-        "arch": "table_master", "config": config, "processing": resolve_processing(table),
+        "arch": "table_master-twin", "config": config,
+        "processing": resolve_processing(table),
         "extra": {"task": "table", "character_dict": chars}})
     image = testdata / "tables" / "PMC524509_007_00.png"  # the smallest: a quick OCR
     res = run_cli("table", image, "--table", ckpt, "--det", checkpoints["PP-OCRv4_mobile_det"],
