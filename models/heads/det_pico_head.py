@@ -1,5 +1,7 @@
-"""PicoDet's head as PaddleDetection writes it (ppdet/modeling/heads/pico_head.py PicoFeat and
-PicoHead), the head of PaddleOCR's PP-Structure layout models (picodet_lcnet_x1_0_fgd_layout*).
+"""PicoDet's heads as PaddleDetection writes them (ppdet/modeling/heads/pico_head.py PicoFeat,
+PicoHead and PicoHeadV2): PicoHead is the head of PaddleOCR's PP-Structure layout models
+(picodet_lcnet_x1_0_fgd_layout*), PicoHeadV2 (at the end of this file) that of PaddleX's
+PP-DocLayout-S/M.
 
 Per FPN level: a tower of depthwise 5x5 + pointwise 1x1 conv/BN/hardswish pairs (PicoFeat),
 then one 1x1 conv giving class logits and the GFL box distribution (4 sides x (reg_max + 1)
