@@ -1,7 +1,7 @@
 """Paddle twin of PaddleX's PP-DocLayout-S/M (PicoDet: LCNet -> LCPAN -> PicoHeadV2, exported
 with ``export: {post_process: true, nms: true}``), transcribed from PaddleDetection's own
 modules (same module tree, same parameter names): ppdet/modeling/necks/lc_pan.py (LCPAN:
-csp_pan.py's Channel_T and DPModule, lcnet.py's DepthwiseSeparable), heads/pico_head.py
+CSPPAN's layers and forward, lcnet.py's DepthwiseSeparable blocks), heads/pico_head.py
 (PicoSE, PicoFeat with ``use_se``, PicoHeadV2 with what GFLHead's constructor leaves behind),
 heads/gfl_head.py (Integral), ops.py multiclass_nms (the ``multiclass_nms3`` operator, PIR
 and old-IR forms) and architectures/picodet.py (inputs image + scale_factor; outputs the NMS
@@ -28,8 +28,8 @@ import paddle.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from paddle_det_twins import _legacy, _legacy_op, sigmoid  # noqa: E402  (also in 2.x)
-from paddle_layout_ref import LCNet, ConvNormLayer, ScaleReg, randomize  # noqa: E402
-from paddle_table_ref import Channel_T, ConvBNLayer, DepthwiseSeparable  # noqa: E402
+from paddle_layout_ref import CSPPAN, LCNet, ConvNormLayer, ScaleReg, randomize  # noqa: E402
+from paddle_table_ref import DepthwiseSeparable  # noqa: E402
 
 
 def sqrt(x):
@@ -66,70 +66,32 @@ class DPModule(nn.Layer):
 
 # ---- lc_pan.py
 
-class LCPAN(nn.Layer):
+class LCPAN(CSPPAN):
+    """lc_pan.py LCPAN: CSPPAN's constructor and forward (lc_pan.py repeats them verbatim,
+    the twin inherits them) with each fusing CSP layer replaced by two depthwise-separable
+    blocks (NET_CONFIG block1/block2: 2C -> 2C -> C)."""
+
     def __init__(self, in_channels, out_channels, kernel_size=5, num_features=3,
                  use_depthwise=True, act="hard_swish",
                  spatial_scales=(0.125, 0.0625, 0.03125)):
-        super().__init__()
-        self.conv_t = Channel_T(in_channels, out_channels, act=act)
-        in_channels = [out_channels] * len(spatial_scales)
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.spatial_scales = list(spatial_scales)
-        self.num_features = num_features
-        conv_func = DPModule if use_depthwise else ConvBNLayer
+        super().__init__(in_channels, out_channels, kernel_size, num_features, 1,
+                         use_depthwise, act, spatial_scales)
         NET_CONFIG = {
             "block1": [[kernel_size, out_channels * 2, out_channels * 2, 1, False],
                        [kernel_size, out_channels * 2, out_channels, 1, False]],
             "block2": [[kernel_size, out_channels * 2, out_channels * 2, 1, False],
                        [kernel_size, out_channels * 2, out_channels, 1, False]],
         }
-        if self.num_features == 4:
-            self.first_top_conv = conv_func(in_channels[0], in_channels[0], kernel_size,
-                                            stride=2, act=act)
-            self.second_top_conv = conv_func(in_channels[0], in_channels[0], kernel_size,
-                                             stride=2, act=act)
-            self.spatial_scales.append(self.spatial_scales[-1] / 2)
-        self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
-        self.top_down_blocks = nn.LayerList()
-        for idx in range(len(in_channels) - 1, 0, -1):
-            self.top_down_blocks.append(nn.Sequential(*[
-                DepthwiseSeparable(num_channels=in_c, num_filters=out_c, dw_size=k, stride=s,
-                                   use_se=se)
-                for i, (k, in_c, out_c, s, se) in enumerate(NET_CONFIG["block1"])]))
-        self.downsamples = nn.LayerList()
-        self.bottom_up_blocks = nn.LayerList()
-        for idx in range(len(in_channels) - 1):
-            self.downsamples.append(conv_func(in_channels[idx], in_channels[idx],
-                                              kernel_size=kernel_size, stride=2, act=act))
-            self.bottom_up_blocks.append(nn.Sequential(*[
-                DepthwiseSeparable(num_channels=in_c, num_filters=out_c, dw_size=k, stride=s,
-                                   use_se=se)
-                for i, (k, in_c, out_c, s, se) in enumerate(NET_CONFIG["block2"])]))
 
-    def forward(self, inputs):
-        assert len(inputs) == len(self.in_channels)
-        inputs = self.conv_t(inputs)
-        inner_outs = [inputs[-1]]
-        for idx in range(len(self.in_channels) - 1, 0, -1):
-            feat_heigh = inner_outs[0]
-            feat_low = inputs[idx - 1]
-            upsample_feat = self.upsample(feat_heigh)
-            inner_out = self.top_down_blocks[len(self.in_channels) - 1 - idx](
-                paddle.concat([upsample_feat, feat_low], 1))
-            inner_outs.insert(0, inner_out)
-        outs = [inner_outs[0]]
-        for idx in range(len(self.in_channels) - 1):
-            feat_low = outs[-1]
-            feat_height = inner_outs[idx + 1]
-            downsample_feat = self.downsamples[idx](feat_low)
-            out = self.bottom_up_blocks[idx](paddle.concat([downsample_feat, feat_height], 1))
-            outs.append(out)
-        if self.num_features == 4:
-            top_features = self.first_top_conv(inputs[-1])
-            top_features = top_features + self.second_top_conv(outs[-1])
-            outs.append(top_features)
-        return tuple(outs)
+        def blocks(config):
+            return nn.Sequential(*[
+                DepthwiseSeparable(num_channels=in_c, num_filters=out_c, dw_size=k, stride=s,
+                                   use_se=se)
+                for i, (k, in_c, out_c, s, se) in enumerate(NET_CONFIG[config])])
+
+        n = len(self.in_channels)
+        self.top_down_blocks = nn.LayerList([blocks("block1") for _ in range(n - 1)])
+        self.bottom_up_blocks = nn.LayerList([blocks("block2") for _ in range(n - 1)])
 
 
 # ---- gfl_head.py Integral (eval form), pico_head.py PicoSE / PicoFeat / PicoHeadV2
