@@ -139,7 +139,8 @@ def resolve_processing(data, path=None):
     """A table's processing: its own PreProcess/PostProcess sections, else the preset it names
     (``processing: {use: NAME, params: {...}}``); None when it declares none."""
     if "PreProcess" in data or "PostProcess" in data:
-        return {k: copy.deepcopy(data[k]) for k in ("PreProcess", "PostProcess") if k in data}
+        return {k: copy.deepcopy(data[k]) for k in ("PreProcess", "PostProcess", "Match")
+                if k in data}
     ref = data.get("processing")
     if not ref:
         return None

@@ -234,6 +234,44 @@ def compare(ref, out, task, tolerance, index=0):
 FLOAT64_MAX_ABS = 1e-6
 
 
+def match_rows(tolerance, refs, outs):
+    """``outs`` with the rows of each output the table lists in ``tolerance.match_rows``
+    reordered to pair with Paddle's: programs that end in NMS return their kept rows
+    [label, score, box...] in an order that near-equal scores may swap, so each Paddle row is
+    paired with the closest unpaired torch row of the same label (the same kept boxes are
+    then compared value by value; a different count stays a shape mismatch)."""
+    outs = list(outs)
+    for i in tolerance.get("match_rows") or []:
+        if i >= min(len(refs), len(outs)):
+            continue
+        ref, out = np.asarray(refs[i]), np.asarray(outs[i])
+        if ref.shape != out.shape or ref.ndim != 2 or not len(ref):
+            continue
+        order = np.full(len(ref), -1)
+        for label in np.unique(ref[:, 0]):
+            rows_r = np.flatnonzero(ref[:, 0] == label)
+            rows_o = np.flatnonzero(out[:, 0] == label)
+            if len(rows_r) != len(rows_o):
+                return outs  # another count per label: left as it is, it will not match
+            dist = np.abs(ref[rows_r, None].astype(np.float64)
+                          - out[None, rows_o].astype(np.float64)).max(-1)
+            for k in range(len(rows_r)):  # greedy: each Paddle row takes its closest free row
+                j = int(np.argmin(dist[k]))
+                order[rows_r[k]] = rows_o[j]
+                dist[:, j] = np.inf
+        outs[i] = out[order]
+    return outs
+
+
+def _max_abs(a, b):
+    """max |a - b| in float64: 0 for empty arrays, inf when the shapes differ (programs that
+    end in NMS return as many rows as they keep; another count is another result)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        return float("inf")
+    return float(np.abs(a - b).max()) if a.size else 0.0
+
+
 def _fails_on_rounding_only(fig, tolerance):
     """Failed on max_abs alone, with every task-level check agreeing."""
     if fig["pass"] or "max_abs" not in fig:
@@ -246,7 +284,7 @@ def _judge_exact(fig, ref, exact, tolerance):
     """Fallback when Paddle cannot run the program in float64 (the rule before float64
     verification): the float64 evaluation of the torch model is the exact function it defines.
     When Paddle's fp32 output is within tolerance of that, the residual is fp32 rounding."""
-    fig["max_abs_vs_exact"] = float(np.abs(ref.astype(np.float64) - exact).max())
+    fig["max_abs_vs_exact"] = _max_abs(ref, exact)
     if fig["max_abs_vs_exact"] <= tolerance.get("max_abs", 1e-4) * fig.get("scale", 1.0):
         fig["pass"] = True
         fig["passed_by"] = "exact (float64) torch evaluation"
@@ -261,8 +299,11 @@ def _judge_float64(fig, ref, out, ref64, out64, task, tolerance, index=0):
     fig["fp32_pass"] = fig["pass"]
     fig["float64"] = {k: v for k, v in fig64.items() if k != "shape"}
     if "max_abs" in fig64:
-        fig["paddle_fp32_error"] = float(np.abs(ref.astype(np.float64) - ref64).max())
-        fig["torch_fp32_error"] = float(np.abs(out.astype(np.float64) - out64).max())
+        if index in (tolerance.get("match_rows") or []):  # NMS rows: pair them first
+            ref64 = match_rows({"match_rows": [0]}, [ref], [ref64])[0]
+            out64 = match_rows({"match_rows": [0]}, [out], [out64])[0]
+        fig["paddle_fp32_error"] = _max_abs(ref, ref64)
+        fig["torch_fp32_error"] = _max_abs(out, out64)
     fig["pass"] = fig64["pass"]
 
 
@@ -336,7 +377,7 @@ def verify(weights, model, spec, images=True):
     for index, (label, x) in enumerate(inputs):
         ref_outs = _paddle_side(spec, paddle_prog(x))
         paddle_refs.append(ref_outs)
-        outs = torch_outputs(model, x)
+        outs = match_rows(spec.tolerance, ref_outs, torch_outputs(model, x))
         if len(ref_outs) != len(outs):
             rows.append({"input": label, "output": 0, "pass": False,
                          "error": f"Paddle returns {len(ref_outs)} outputs, torch {len(outs)}"})
@@ -345,7 +386,8 @@ def verify(weights, model, spec, images=True):
         figures = [compare(ref, out, spec.task, spec.tolerance, i)
                    for i, (ref, out) in enumerate(zip(ref_outs, outs))]
         if refs64 is not None:
-            exact = first64 if index == 0 else torch_outputs64(model64, x)
+            exact = match_rows(spec.tolerance, refs64[index],
+                               first64 if index == 0 else torch_outputs64(model64, x))
             for i, (fig, ref, out, r64, o64) in enumerate(zip(figures, ref_outs, outs,
                                                               refs64[index], exact)):
                 r64 = _steps_run(spec, r64, o64)
@@ -404,11 +446,12 @@ def fused_form_report(model, spec, inputs, paddle_refs, refs64, runs_in_float64=
     fused64 = torch_float64(fused) if refs64 is not None else None
     exact_model, out_rows = None, []
     for index, ((label, x), ref_outs) in enumerate(zip(inputs, paddle_refs)):
-        outs = torch_outputs(fused, x)
+        outs = match_rows(spec.tolerance, ref_outs, torch_outputs(fused, x))
         if len(ref_outs) != len(outs):
             out_rows.append({"input": label, "pass": False})
             continue
-        outs64 = torch_outputs64(fused64, x) if fused64 is not None else None
+        outs64 = (match_rows(spec.tolerance, refs64[index], torch_outputs64(fused64, x))
+                  if fused64 is not None else None)
         for i, (ref, out) in enumerate(zip(ref_outs, outs)):
             ref = _steps_run(spec, ref, out)
             fig = compare(ref, out, spec.task, spec.tolerance, i)

@@ -119,11 +119,12 @@ OPERATOR_OPTIONS = [
     OperatorOption("e2e_pgnet_point_gather_mode", "e2e", "PGPostProcess", "point_gather_mode",
                    str, "align: read characters at every pixel of the path (PGPostProcess's "
                    "point_gather_mode; default none)"),
-    # PaddleX layout exports with DETR post-processing inside (PP-DocLayout-L): DetPostProcess
+    # PaddleX layout exports (PP-DocLayout: NMS or DETR post-processing inside the program):
+    # PaddleX's DetPostProcess
     OperatorOption("layout_score_threshold", "layout", "DetPostProcess", "threshold", float,
                    "layout region score threshold (0.5)"),
     OperatorOption("layout_nms", "layout", "DetPostProcess", "layout_nms", bool,
-                   "PaddleX layout NMS over the DETR boxes (off)"),
+                   "PaddleX layout NMS over the detected boxes (off)"),
 ]
 
 

@@ -13,7 +13,7 @@ under pipeline/preprocess/ or pipeline/postprocess/ registers each class with
 import copy
 import inspect
 
-REGISTRIES = {"PreProcess": {}, "PostProcess": {}}
+REGISTRIES = {"PreProcess": {}, "PostProcess": {}, "Match": {}}
 
 
 def register(kind, name=None):
@@ -103,6 +103,14 @@ def build_postprocess(post, overrides=None, **context):
         if key in accepted and key not in post:
             post[key] = value
     return _instantiate("PostProcess", name, post, (overrides or {}).get(name))
+
+
+def build_match(section, overrides=None):
+    """The cell-matching rule of a table model (``Match: {name: TableMasterMatcher}``; the
+    ``Match`` registry holds ppstructure/table's matchers)."""
+    section = dict(section)
+    name = section.pop("name")
+    return _instantiate("Match", name, section, (overrides or {}).get(name))
 
 
 def transform(ops, data):

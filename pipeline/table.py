@@ -1,12 +1,12 @@
 """Table recognition on converted checkpoints, following PaddleOCR's
 ppstructure/table/predict_table.py TableSystem: the table-structure model gives HTML
 structure tokens and a box per cell; the OCR system's detector and recogniser read the text;
-TableMatch's rule puts each text line into the cell it fits best; the result is HTML (and,
-with openpyxl, an .xlsx sheet with the merged cells).
+a matching rule (TableMatch; TableMasterMatcher for TableMaster, as the table's Match section
+says) puts each text line into its cell; the result is HTML (and, with openpyxl, an .xlsx
+sheet with the merged cells).
 """
 
 import copy
-import html as html_lib
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,9 @@ from ..errors import PtocrError
 from . import preprocess as pp
 from .boxes import sorted_boxes
 from .options import split_options
+# the matching rules live in postprocess/table_match.py (importable from here as before)
+from .postprocess.table_match import filter_above_table, match_cells, structure_to_html  # noqa: F401
+from .registry import build_match
 from .system import OCR, Stage, _model
 
 
@@ -30,99 +33,11 @@ def _expand(pix, box, shape):
     return max(x0 - pix, 0), max(y0 - pix, 0), min(x1 + pix, w), min(y1 + pix, h)
 
 
-# TableMatch (ppstructure/table/matcher.py): every OCR box goes to the cell with the highest
-# IoU, ties broken by the smallest corner distance.
-
-def _distance(a, b):
-    x1, y1, x2, y2 = a
-    x3, y3, x4, y4 = b
-    corners = abs(x3 - x1) + abs(y3 - y1) + abs(x4 - x2) + abs(y4 - y2)
-    return corners + min(abs(x3 - x1) + abs(y3 - y1), abs(x4 - x2) + abs(y4 - y2))
-
-
-def _iou(a, b):
-    """IoU of two (y0, x0, y1, x1)-ordered boxes, as matcher.compute_iou indexes them (it is
-    given x-first boxes; the formula is symmetric in the axes, so the value is the same)."""
-    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])
-    left, right = max(a[1], b[1]), min(a[3], b[3])
-    top, bottom = max(a[0], b[0]), min(a[2], b[2])
-    if left >= right or top >= bottom:
-        return 0.0
-    inter = (right - left) * (bottom - top)
-    return inter / (area - inter) * 1.0
-
-
-def match_cells(ocr_boxes, cell_boxes):
-    """{cell index: [OCR box indices]} — each OCR box to its best cell."""
-    cells = []
-    for box in cell_boxes:
-        if len(box) == 8:  # quadrilateral -> its bounding box
-            box = [np.min(box[0::2]), np.min(box[1::2]), np.max(box[0::2]), np.max(box[1::2])]
-        cells.append(box)
-    matched = {}
-    for i, box in enumerate(ocr_boxes):
-        keys = [(1.0 - _iou(box, cell), _distance(box, cell)) for cell in cells]
-        best = min(range(len(keys)), key=lambda j: keys[j])  # first of equal keys
-        matched.setdefault(best, []).append(i)
-    return matched
-
-
-def _cell_text(indices, texts):
-    """The text of one cell from its OCR lines: one line as it is; several joined by spaces,
-    each stripped of a leading space and of <b> markers. TableMatch wraps them in <b> when
-    "<b>" is *in the first line's (text, score) pair*, i.e. only when that text is exactly
-    "<b>"; we keep that behaviour."""
-    if len(indices) == 1:
-        return html_lib.escape(texts[indices[0]])
-    bold = texts[indices[0]] == "<b>"
-    parts = []
-    for k, i in enumerate(indices):
-        content = texts[i]
-        if not content:
-            continue
-        if content[0] == " ":
-            content = content[1:]
-        if "<b>" in content:
-            content = content[3:]
-        if "</b>" in content:
-            content = content[:-4]
-        if not content:
-            continue
-        if k != len(indices) - 1 and content[-1] != " ":
-            content += " "
-        parts.append(html_lib.escape(content))
-    text = "".join(parts)
-    return f"<b>{text}</b>" if bold else text
-
-
-def structure_to_html(tokens, matched, texts):
-    """Structure tokens with the matched OCR text placed in each cell."""
-    out, cell = [], 0
-    for tag in tokens:
-        if "</td>" not in tag:
-            out.append(tag)
-            continue
-        if tag == "<td></td>":
-            out.append("<td>")
-        if cell in matched:
-            out.append(_cell_text(matched[cell], texts))
-        out.append("</td>" if tag == "<td></td>" else tag)
-        cell += 1
-    return "".join(out)
-
-
-def filter_above_table(cell_boxes, ocr_boxes, texts):
-    """Drop OCR lines that end above the table's first cell (TableMatch filter_ocr_result)."""
-    top = np.asarray(cell_boxes)[:, 1::2].min()
-    keep = [i for i, box in enumerate(ocr_boxes) if np.max(box[1::2]) >= top]
-    return [ocr_boxes[i] for i in keep], [texts[i] for i in keep]
-
-
 class TableRecognizer:
     """``TableRecognizer(table=..., det=..., rec=..., **options)(image)`` -> {html, cell_bbox,
     structure, score, boxes, texts}.
 
-    ``table`` is a converted table-structure checkpoint (SLANet_plus, SLANet); det/rec the OCR
+    ``table`` is a converted table-structure checkpoint (SLANet_plus, SLANet, TableMaster); det/rec the OCR
     models, as for ``ptocr.OCR`` (whose options apply to them). Text lines are read as
     PaddleOCR's TableSystem reads them: detected, sorted, cropped axis-aligned with 2 px of
     margin, recognised without a score filter.
@@ -136,13 +51,17 @@ class TableRecognizer:
         extra = (getattr(model, "ptocr_meta", {}) or {}).get("extra") or {}
         self.table = Stage(model, "table", overrides.get("table"),
                            character_dict=extra.get("character_dict"))
-        if type(self.table.post).__name__ == "TableMasterLabelDecode":
-            # PaddleOCR's TableSystem matches TableMaster's cells with its own
-            # TableMasterMatcher (ppstructure/table/table_master_match.py), not TableMatch;
-            # HTML from the wrong matcher would silently differ from PaddleOCR's
-            raise PtocrError("TableMaster checkpoints are not supported by the table system "
-                             "yet (PaddleOCR's TableMasterMatcher is not ported); use "
-                             "SLANet or SLANet_plus")
+        # the checkpoint's Match section names the rule; checkpoints without one get
+        # predict_table.py's choice by algorithm (TableMasterMatcher for TableMaster)
+        processing = (getattr(model, "ptocr_meta", {}) or {}).get("processing") or {}
+        match = processing.get("Match") or (
+            {"name": "TableMasterMatcher"}
+            if type(self.table.post).__name__ == "TableMasterLabelDecode"
+            else {"name": "TableMatch", "filter_ocr_result": True})
+        try:
+            self.match = build_match(match, overrides)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise PtocrError(f"table matching: {exc}") from None
 
     def __call__(self, image):
         img = pp.read_image(image) if isinstance(image, (str, Path)) else image
@@ -157,11 +76,13 @@ class TableRecognizer:
             structure = self.structure(img)
             if len(structure["bboxes"]) == 0:
                 raise NoTableError("no table cell found")
-        kept_boxes, kept_texts = filter_above_table(structure["bboxes"], boxes, texts)
-        matched = match_cells(kept_boxes, structure["bboxes"])
-        tokens = ["<html>", "<body>", "<table>"] + structure["structure"] + [
-            "</table>", "</body>", "</html>"]
-        return {"html": structure_to_html(tokens, matched, kept_texts),
+        try:
+            # the boxes as one array, as TableSystem._ocr hands them to its matcher
+            html = self.match(structure["structure"], structure["bboxes"], np.array(boxes),
+                              texts)
+        except ValueError as exc:  # e.g. TableMaster boxes all padding
+            raise NoTableError(str(exc)) from None
+        return {"html": html,
                 "cell_bbox": structure["bboxes"].tolist(), "structure": structure["structure"],
                 "score": structure["score"],
                 "boxes": [list(map(float, b)) for b in boxes], "texts": texts,

@@ -714,3 +714,41 @@ def test_pp_ms_deformable_attention_layer_matches_paddledetection():
         got = ours(torch.from_numpy(query), torch.from_numpy(boxes), torch.from_numpy(value),
                    shapes)
     close(want, got, atol=2e-5)
+
+@pytest.mark.parametrize("kw", [
+    # PP-DocLayout's PicoDet export (PaddleDetection MultiClassNMS in the PaddleX configs)
+    dict(score_threshold=0.025, nms_top_k=1000, keep_top_k=100, nms_threshold=0.6,
+         normalized=True, nms_eta=1.0, background_label=-1),
+    dict(score_threshold=0.3, nms_top_k=40, keep_top_k=25, nms_threshold=0.5,
+         normalized=False, nms_eta=1.0, background_label=0),
+    dict(score_threshold=0.1, nms_top_k=-1, keep_top_k=-1, nms_threshold=0.7,
+         normalized=True, nms_eta=0.9, background_label=3),
+    dict(score_threshold=2.0, nms_top_k=10, keep_top_k=10, nms_threshold=0.5,
+         normalized=True, nms_eta=1.0, background_label=-1),  # nothing kept: [0, 6]
+])
+def test_multiclass_nms_equals_paddles_multiclass_nms3(kw):
+    """models/multiclass_nms.py vs Paddle's multiclass_nms3 kernel on random boxes: equal
+    scores (stable order), duplicate and inverted boxes, touching boxes; batch of 2 with
+    per-image counts."""
+    from ptocr.models.multiclass_nms import multiclass_nms
+
+    rng = np.random.default_rng(7)
+    n, c, m = 2, 6, 400
+    xy = rng.uniform(0, 200, (n, m, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(1, 60, (n, m, 2))], -1)
+    boxes = np.round(boxes * 4) / 4  # shared edges, exact overlaps
+    boxes[:, 10:20] = boxes[:, 0:10]  # duplicates (IoU 1)
+    boxes[:, 20:25, [0, 2]] = boxes[:, 20:25, [2, 0]]  # inverted: area 0
+    boxes = boxes.astype(np.float32)
+    scores = np.round(rng.uniform(0, 1, (n, c, m)) * 50) / 50  # many equal scores
+    scores = scores.astype(np.float32)
+    out, _, num = paddle._C_ops.multiclass_nms3(
+        paddle.to_tensor(boxes), paddle.to_tensor(scores), None, kw["score_threshold"],
+        kw["nms_top_k"], kw["keep_top_k"], kw["nms_threshold"], kw["normalized"],
+        kw["nms_eta"], kw["background_label"])
+    ours, ours_num = multiclass_nms(torch.from_numpy(boxes), torch.from_numpy(scores), **kw)
+    np.testing.assert_array_equal(ours_num.numpy(), num.numpy())
+    assert ours.dtype == torch.float32
+    np.testing.assert_array_equal(ours.numpy(), out.numpy())
+    if kw["score_threshold"] < 1:
+        assert len(out.numpy()) > 20

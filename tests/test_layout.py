@@ -441,3 +441,40 @@ def test_structure_cli(converted, ocr_checkpoints, testdata, tmp_path):
     assert res.stderr.strip().splitlines()[-1].startswith("error: ") and \
         "a det model was given where a layout model is needed" in res.stderr
     assert "Traceback" not in res.stderr and not (tmp_path / "out2").exists()
+
+
+def test_structure_cli_with_a_pp_doclayout_checkpoint(ocr_checkpoints, testdata, tmp_path):
+    """`ptocr structure --layout` with a PP-DocLayout (PicoHeadV2, NMS inside) checkpoint: the
+    small twin network of test_doclayout.py with torch's random weights and PP-DocLayout-S's
+    processing and label list; regions come out of DetPostProcess and are read as usual."""
+    import copy
+
+    import torch
+    import yaml
+
+    from ptocr.converter.checkpoint import save
+    from ptocr.converter.mapping import find_arch
+    from test_doclayout import TWIN_TABLE
+
+    config = copy.deepcopy(yaml.safe_load(TWIN_TABLE)["Architecture"])
+    config["Head"]["num_classes"] = 23
+    torch.manual_seed(0)
+    from ptocr.models import build
+
+    model = build(config).eval()
+    labels = (HERE.parent / "dicts" / "layout_pp_doclayout_dict.txt").read_text().split()
+    ckpt = tmp_path / "doclayout.pth"
+    save(ckpt, model.state_dict(), {
+        "arch": "pp-doclayout-twin", "config": config,
+        "processing": find_arch("PP-DocLayout-S").processing,
+        "extra": {"task": "layout", "character_dict": labels}})
+    ck = ocr_checkpoints
+    page = testdata / "images" / "1.jpg"
+    res = run_cli("structure", page, "--layout", ckpt, "--det", ck["PP-OCRv4_mobile_det"],
+                  "--rec", ck["PP-OCRv4_mobile_rec"], "--out", tmp_path / "out", "--threads",
+                  "1", "--layout-score-threshold", "0.3", env=ONE_THREAD)
+    assert res.returncode == 0, res.stderr
+    regions = json.loads((tmp_path / "out" / "1.json").read_text(encoding="utf-8"))
+    assert regions and {r["type"] for r in regions} <= set(labels)
+    assert all(r["score"] > 0.3 for r in regions)
+    assert (tmp_path / "out" / "1.md").is_file()

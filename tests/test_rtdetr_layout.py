@@ -238,6 +238,9 @@ def test_det_postprocess_threshold_clip_and_layout_nms():
     assert [[r["label"] for r in page] for page in nms] == [["table", "text"], ["figure"]]
     with pytest.raises(ValueError, match="label list"):
         DetPostProcess(character_dict=LABELS[:3])([rows, counts], shapes)
+    # a program whose NMS kept nothing at all (PP-DocLayout-S/M): no regions
+    assert DetPostProcess(character_dict=LABELS)([np.zeros((0,), np.float32),
+                                                  np.array([0], np.int32)], shapes[:1]) == [[]]
 
 
 def test_det_postprocess_matches_paddlex():

@@ -454,3 +454,46 @@ def test_slanet_transformers_config_that_does_not_fit_refused(slanet_hf):
     for key, value in (("hidden_size", 64), ("out_channels", 12)):
         with pytest.raises(MappingError, match="does not fit the weights.*shape conflicts"):
             hf.to_transformers(conv.model, conv.config, spec, {**cfg, key: value})
+
+def test_table_master_checkpoint_through_ptocr_table(checkpoints, testdata, tmp_path):
+    """`ptocr table --table tm.pth` with a TableMaster checkpoint (the small twin network of
+    test_table_master.py, its classifier biased to '<td></td>' so that it predicts cells)
+    writes HTML and .xlsx; the HTML is what PaddleOCR's TableMasterMatcher makes of the
+    run's structure, cell boxes and OCR lines."""
+    import copy
+
+    import torch
+    import yaml
+    from ptocr.converter.checkpoint import save
+    from ptocr.converter.mapping import resolve_processing
+    from ptocr.models import build
+    from test_table_master import TWIN_TABLE, _tm_reference, _tm_wrap
+
+    table = yaml.safe_load(TWIN_TABLE)
+    config = copy.deepcopy(table["Architecture"])
+    config["Head"]["out_channels"] = 12
+    torch.manual_seed(0)
+    model = build(config).eval()
+    with torch.no_grad():
+        model.head.cls_fc.bias[2] += 1e3  # '<td></td>' (dictionary entry 2)
+    chars = ["<thead>", "<tr>", "<td></td>", "</tr>", "</thead>", "<tbody>", "<td", "</tbody>"]
+    ckpt = tmp_path / "tm.pth"
+    save(ckpt, model.state_dict(), {
+        "arch": "table_master-twin", "config": config,
+        "processing": resolve_processing(table),
+        "extra": {"task": "table", "character_dict": chars}})
+    image = testdata / "tables" / "PMC524509_007_00.png"  # the smallest: a quick OCR
+    res = run_cli("table", image, "--table", ckpt, "--det", checkpoints["PP-OCRv4_mobile_det"],
+                  "--rec", checkpoints["PP-OCRv4_mobile_rec"], "--json", tmp_path / "out.json",
+                  "--html", tmp_path / "html", "--xlsx", tmp_path / "xlsx", "--threads", "1",
+                  env=ONE_THREAD)
+    assert res.returncode == 0, res.stderr
+    got = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))[image.name]
+    assert set(got["structure"]) == {"<td></td>"} and got["texts"]
+    want = _tm_reference()((_tm_wrap(got["structure"]), np.array(got["cell_bbox"])),
+                           np.array(got["boxes"], dtype=np.float32),
+                           [(t, s) for t, s in zip(got["texts"], got["scores"])])
+    assert got["html"] == want
+    assert (tmp_path / "html" / (image.stem + ".html")).read_text(
+        encoding="utf-8").strip() == want
+    assert (tmp_path / "xlsx" / (image.stem + ".xlsx")).read_bytes()[:2] == b"PK"

@@ -2,13 +2,15 @@
 twin written after PaddleOCR's modules (tests/paddle_table_master_ref.py; small decoder, the
 backbone's fixed channels, one block per stage), randomised including BN statistics, exported
 as a PIR program and saved as a training .pdparams, converted and verified; a mapping bug is
-refused; TableMasterLabelDecode and TableMaster's preprocessing order against PaddleOCR's own
-code from the paddleocr 2.10.0 wheel.
+refused; TableMasterLabelDecode, TableMaster's preprocessing order and the TableMasterMatcher
+(cell matching to HTML, spans included) against PaddleOCR's own code from the paddleocr 2.10.0
+wheel; `ptocr table` with the converted twin writes HTML and .xlsx.
 
 Paddle 3.3's old-IR (2.x) exporter fails on this network's decoding loop (a PIR Value reaches
 an old-IR matmul), so the twin is exported in PIR only."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +47,7 @@ PreProcess:
     - ToCHWImage: null
     - KeepKeys: {keep_keys: [image, shape]}
 PostProcess: {name: TableMasterLabelDecode, box_shape: pad, merge_no_span_structure: true}
+Match: {name: TableMasterMatcher}
 inputs:
   shapes: [[1, 3, 32, 32], [2, 3, 48, 64]]
   images: [tables/example-table.jpeg]
@@ -155,33 +158,129 @@ def test_table_master_preprocess_matches_paddleocr(testdata):
         assert got["image"].shape == (3, 480, 480) and got["image"].min() == -1.0
 
 
-def test_table_master_checkpoint_runs_its_processing_and_the_table_system_refuses_it(
-        twin, tmp_path, testdata):
-    """The converted checkpoint carries TableMaster's processing as data (resize, pad,
-    normalise; TableMasterLabelDecode with the dictionary) and decodes a real table image to
-    tokens and corner boxes; the table system refuses it with one line, since PaddleOCR
-    matches TableMaster's cells with its TableMasterMatcher, which is not ported."""
+def _tm_reference():
+    return ppocr_module("ppstructure.table.table_master_match").TableMasterMatcher()
+
+
+def _tm_wrap(tokens):
+    return ["<html>", "<body>", "<table>"] + list(tokens) + ["</table>", "</body>", "</html>"]
+
+
+def test_table_master_matcher_spans_and_header_match_paddleocr():
+    """A hand-made table: a bold header row with a colspan, a body cell spanning two rows
+    and two columns, a line in two cells' overlap (IoU rule), a cell without a line inside
+    (distance rule), an empty-cell placeholder, and lines outside every cell."""
+    from ptocr.pipeline.postprocess.table_match import TableMasterMatcher
+
+    tokens = ["<thead>", "<tr>", "<td", ' colspan="2"', ">", "</td>", "<td></td>", "</tr>",
+              "</thead>", "<tbody>", "<tr>", "<td", ' rowspan="2"', ' colspan="2"', ">",
+              "</td>", "<td></td>", "</tr>", "<tr>", "<eb></eb>", "</tr>", "<tr>",
+              "<td></td>", "<td></td>", "<td></td>"]  # cut: no </tr></tbody>
+    cells = np.array([[0, 0, 200, 30], [200, 0, 300, 30], [0, 30, 200, 90],
+                      [200, 30, 300, 60], [0, 0, 0, 0], [0, 90, 100, 120],
+                      [100, 90, 200, 120], [200, 90, 300, 120]], dtype=np.float32)
+    boxes = np.array([[10, 5, 90, 25], [110, 5, 190, 25], [210, 5, 290, 25],
+                      [20, 40, 180, 80], [150, 50, 260, 58], [5, 95, 60, 98],
+                      [10, 200, 50, 220], [60, 201, 90, 219], [10, 300, 40, 320]],
+                     dtype=np.float32)
+    texts = ["<b>Head", "line</b>", "B", "body,span", "overlap", "c", "x", "y", "z"]
+    want = _tm_reference()((_tm_wrap(tokens), cells), boxes, [(t, 0.9) for t in texts])
+    got = TableMasterMatcher()(tokens, cells, boxes, texts)
+    assert got == want
+    assert '<td colspan="2"><b>Head line</b></td>' in got  # span kept, header in bold
+    # PaddleOCR's span merge joins only '<td', ' rowspan="2"', ' colspan="2"', '>' when a
+    # cell has both, so that cell's text is lost there too
+    assert '<td rowspan="2" colspan="2"></td><td>overlap</td>' in got
+    assert got.endswith("<tr><td>x</td></tr><tr><td>z</td></tr></tbody></table></body></html>")
+
+
+def test_table_master_matcher_matches_paddleocr_on_random_tables():
+    """Random structures (header or not, row/col spans, <eb> placeholders, cut short or
+    complete), cell boxes (some padding), OCR lines (inside, overlapping, outside cells;
+    float32, float64 or integer boxes; bold and comma texts): identical HTML; where PaddleOCR's
+    matcher fails, ours says so with a ValueError."""
+    from ptocr.pipeline.postprocess.table_match import TableMasterMatcher
+
+    ref, ours = _tm_reference(), TableMasterMatcher()
+    cells = [["<td></td>"], ["<td", ' colspan="2"', ">", "</td>"],
+             ["<td", ' rowspan="3"', ' colspan="2"', ">", "</td>"],
+             ["<td", ' rowspan="2"', ">", "</td>"], ["<eb></eb>"], ["<eb2></eb2>"],
+             ["<eb1></eb1>"]]
+    words = ["a", "<b>Bold</b>", "<b>x", "y</b>", "1,5", " s p", "<b>", "n", "<b>T</b>"]
+    seen = {"span": 0, "bold": 0, "virtual": 0, "fails": 0}
+    for seed in range(400):
+        rng = np.random.default_rng(seed)
+        tokens, n = [], 0
+        for part in ("thead", "tbody"):
+            if part == "thead" and rng.random() < 0.3:
+                continue
+            tokens.append(f"<{part}>")
+            for _ in range(rng.integers(1, 4)):
+                tokens.append("<tr>")
+                for _ in range(rng.integers(1, 4)):
+                    tokens += cells[rng.choice(len(cells), p=[.5, .15, .1, .1, .05, .05, .05])]
+                    n += 1
+                tokens.append("</tr>")
+            tokens.append(f"</{part}>")
+        cut = rng.random()
+        if cut < 0.3:
+            tokens = tokens[:rng.integers(1, len(tokens))]
+        elif cut < 0.4:
+            tokens = tokens[:-1] + ["<td></td>"]
+        n_cells = max(1, n + rng.integers(-2, 2))
+        xy = rng.uniform(0, [400, 300], (n_cells, 2))
+        boxes_c = np.concatenate([xy, xy + rng.uniform(5, 80, (n_cells, 2))], 1)
+        boxes_c = boxes_c.astype(np.float32)
+        if rng.random() < 0.3:
+            boxes_c = np.round(boxes_c)
+        boxes_c[rng.random(n_cells) < 0.1] = 0
+        if (boxes_c.sum(1) == 0).all():
+            boxes_c[0] = [1, 1, 20, 20]
+        n_ocr = rng.integers(1, 12)
+        oxy = rng.uniform(0, [400, 300], (n_ocr, 2))
+        for k in range(n_ocr):
+            if rng.random() < 0.5:
+                oxy[k] = boxes_c[rng.integers(n_cells), :2] + rng.uniform(-5, 10, 2)
+        if rng.random() < 0.3:  # leftover lines sharing rows
+            oxy[:, 1] = np.round(oxy[:, 1] / 40) * 40
+        boxes_o = np.concatenate([oxy, oxy + rng.uniform(3, 60, (n_ocr, 2))], 1)
+        boxes_o = (boxes_o.astype(rng.choice([np.float32, np.float64]))
+                   if rng.random() < 0.8 else np.round(boxes_o).astype(int))
+        texts = [str(rng.choice(words)) + str(k) * int(rng.random() < .5)
+                 for k in range(n_ocr)]
+        try:
+            want = ref((_tm_wrap(tokens), boxes_c), boxes_o, [(t, 0.9) for t in texts])
+        except (IndexError, TypeError):
+            with pytest.raises(ValueError, match="TableMasterMatcher"):
+                ours(tokens, boxes_c, boxes_o, texts)
+            seen["fails"] += 1
+            continue
+        got = ours(tokens, boxes_c, boxes_o, texts)
+        assert got == want, seed
+        seen["span"] += bool(re.search(r'span="\d">(<b>)?\w', got))
+        seen["bold"] += "<thead><tr><td><b>" in got
+        seen["virtual"] += tokens[-1] != "</tbody>"
+    assert min(seen.values()) > 0 and seen["span"] > 100, seen
+
+
+def test_table_master_checkpoint_carries_its_match_rule(twin, tmp_path):
+    """The converted checkpoint carries TableMaster's processing as data, the matching rule
+    included, and the table system takes TableMasterMatcher from it."""
     import ptocr
     from conftest import run_cli
-    from ptocr.errors import PtocrError
-    from ptocr.pipeline.system import Stage
+    from ptocr.converter.mapping import find_arch
+    from ptocr.pipeline.postprocess.table_match import TableMasterMatcher
     from ptocr.pipeline.table import TableRecognizer
 
-    # 8 dictionary entries + <UKN>, <SOS>, <EOS>, <PAD> = the twin's 12 classes
+    assert find_arch("table_master").processing["Match"] == {"name": "TableMasterMatcher"}
     (tmp_path / "dict.txt").write_text("<thead>\n<tr>\n<td></td>\n</tr>\n</thead>\n<tbody>\n"
                                        "<td\n</tbody>\n")
     ckpt = tmp_path / "tm.pth"
     res = run_cli("convert", "--arch", twin / "twin.yaml", "--paddle-dir", twin / "pir",
-                  "--rec-dict", tmp_path / "dict.txt", "--out", ckpt, "--no-verify")
+                  "--rec-dict", tmp_path / "dict.txt", "--out", ckpt, "--no-verify",
+                  env={"OMP_NUM_THREADS": "1"})
     assert res.returncode == 0, res.stderr
     model = ptocr.load(ckpt)
-    stage = Stage(model, "table", None,
-                  character_dict=model.ptocr_meta["extra"]["character_dict"])
-    data = stage.prepare(ptocr.pipeline.read_image(testdata / "tables" / "example-table.jpeg"))
-    assert data["image"].shape == (3, 64, 64)
-    out = stage.post(stage.run([data]), np.array([data["shape"]]))[0]
-    assert set(out["structure"]) <= {"<thead>", "<tr>", "<td></td>", "</tr>", "</thead>",
-                                     "<tbody>", "<td", "</tbody>"}
-    assert out["bboxes"].ndim == 1 or out["bboxes"].shape[1] == 4
-    with pytest.raises(PtocrError, match="TableMasterMatcher"):
-        TableRecognizer(table=str(ckpt), det=None, rec=None, ocr=object())
+    assert model.ptocr_meta["processing"]["Match"] == {"name": "TableMasterMatcher"}
+    system = TableRecognizer(table=model, det=None, rec=None, ocr=object())
+    assert isinstance(system.match, TableMasterMatcher)

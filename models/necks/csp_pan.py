@@ -11,15 +11,20 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from ..backbones.pplcnet import DepthwiseSeparable
 from ..layers import ConvBNLayer, batch_norm, make_act
 from ..registry import register
 
 
 class DPModule(nn.Module):
-    """Depthwise conv (groups = channels) -> BN -> act -> 1x1 conv -> BN -> act."""
+    """Depthwise conv (groups = channels) -> BN -> act -> 1x1 conv -> BN -> act (the last act
+    only with ``use_act_in_out``, PaddleDetection's switch; PicoHeadV2's ``cls_align`` turns
+    it off, and with ``out_channel`` 1 its "depthwise" conv is a full conv)."""
 
-    def __init__(self, in_channel, out_channel, kernel_size=3, stride=1, act="leaky_relu"):
+    def __init__(self, in_channel, out_channel, kernel_size=3, stride=1, act="leaky_relu",
+                 use_act_in_out=True):
         super().__init__()
+        self.use_act_in_out = use_act_in_out
         self.dwconv = nn.Conv2d(in_channel, out_channel, kernel_size, stride,
                                 (kernel_size - 1) // 2, groups=out_channel, bias=False)
         self.bn1 = batch_norm(out_channel)
@@ -29,7 +34,8 @@ class DPModule(nn.Module):
 
     def forward(self, x):
         x = self.act(self.bn1(self.dwconv(x)))
-        return self.act(self.bn2(self.pwconv(x)))
+        x = self.bn2(self.pwconv(x))
+        return self.act(x) if self.use_act_in_out else x
 
 
 def _conv(use_depthwise, cin, cout, kernel_size, stride, act):
@@ -168,3 +174,27 @@ class DetCSPPAN(CSPPAN):
             # the extra level reads the coarsest lateral map and the coarsest output
             outs.append(self.first_top_conv(lateral[-1]) + self.second_top_conv(outs[-1]))
         return outs
+
+
+@register("Neck")
+class LCPAN(DetCSPPAN):
+    """PaddleDetection's ppdet/modeling/necks/lc_pan.py LCPAN (PP-DocLayout-S/M): CSPPAN's
+    path aggregation (``conv_t``, x2 nearest upsampling, stride-2 ``downsamples`` and, with
+    ``num_features: 4``, ``first_top_conv`` + ``second_top_conv``) with each fusing block a
+    pair of LCNet depthwise-separable blocks (``top_down_blocks.{i}.{0,1}``,
+    ``bottom_up_blocks.{i}.{0,1}``: 2C -> 2C -> C, kernel ``kernel_size``, no SE) in place
+    of a CSP layer."""
+
+    def __init__(self, in_channels, out_channels, kernel_size=5, num_features=3,
+                 use_depthwise=True, act="hard_swish", **_):
+        super().__init__(in_channels, out_channels, kernel_size, num_features, 1,
+                         use_depthwise, act)
+        n = len(in_channels)
+
+        def block():
+            c = out_channels
+            return nn.Sequential(DepthwiseSeparable(2 * c, 2 * c, 1, kernel_size, False, act),
+                                 DepthwiseSeparable(2 * c, c, 1, kernel_size, False, act))
+
+        self.top_down_blocks = nn.ModuleList(block() for _ in range(n - 1))
+        self.bottom_up_blocks = nn.ModuleList(block() for _ in range(n - 1))

@@ -88,6 +88,8 @@ class DetPostProcess:
             raise ValueError(f"DetPostProcess: {len(preds)} model outputs (expected bbox "
                              "rows and their count per image)")
         rows, counts = np.asarray(preds[0], dtype=np.float32), np.asarray(preds[1])
+        if rows.size == 0:  # an NMS program that kept nothing at all
+            rows = rows.reshape(0, 6)
         if rows.ndim != 2 or rows.shape[1] != 6:
             raise ValueError(f"DetPostProcess: bbox rows of shape {list(rows.shape)}, "
                              "expected [N, 6]")
