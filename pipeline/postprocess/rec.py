@@ -40,11 +40,12 @@ class AttnLabelDecode:
             raise ValueError("AttnLabelDecode needs the recogniser's character_dict")
         self.character = (["sos"] + list(character_dict) + ([" "] if use_space_char else [])
                           + ["eos"])
+        self.special = (0, len(self.character) - 1)
 
     def __call__(self, preds):
         probs = np.asarray(preds[0] if isinstance(preds, (list, tuple)) else preds)
         idx, prob = probs.argmax(axis=2), probs.max(axis=2)
-        special = (0, len(self.character) - 1)
+        special = self.special
         results = []
         for seq, conf in zip(idx, prob):
             keep = ~np.isin(seq, special)
@@ -52,3 +53,16 @@ class AttnLabelDecode:
             kept = conf[keep]
             results.append((text, float(np.mean(kept)) if len(kept) else float("nan")))
         return results
+
+
+@register("PostProcess")
+class SPINLabelDecode(AttnLabelDecode):
+    """SPIN: AttnLabelDecode with the classes [sos, eos] + dictionary (+ " "); both special
+    tokens skipped wherever they occur, as PaddleOCR 2.10 decodes."""
+
+    def __init__(self, character_dict=None, use_space_char=False, **_training_only):
+        if not character_dict:
+            raise ValueError("SPINLabelDecode needs the recogniser's character_dict")
+        self.character = ["sos", "eos"] + list(character_dict) + (
+            [" "] if use_space_char else [])
+        self.special = (0, 1)
