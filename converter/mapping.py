@@ -84,6 +84,7 @@ class ArchSpec:
     # what weights must show before --arch auto / inspect build this table's (large) network:
     # {names: REGEX one Paddle name matches, ops: [program op types, one of them used]}
     requires: dict = field(default_factory=dict)
+    no_program: str = None  # why no Paddle inference program exists (SEED), or None
     path: Path = None
 
 
@@ -169,7 +170,7 @@ def spec_from_dict(data, path=None):
         dictionary=data.get("dict"), use_space_char=data.get("use_space_char", False),
         dict_special_tokens=data.get("dict_special_tokens", 1),
         processing=resolve_processing(data, path), requires=data.get("requires") or {},
-        path=path)
+        no_program=data.get("no_program"), path=path)
 
 
 def list_archs():

@@ -213,11 +213,9 @@ def test_spin_label_decode_matches_ppocr(tmp_path):
 
 # ---- usable: ptocr ocr with the SPIN checkpoint
 
-def test_ocr_reads_with_the_spin_checkpoint(converted, models, testdata, tmp_path, cli):
-    det = tmp_path / "det.pth"
-    res = cli("convert", "--arch", "PP-OCRv4_mobile_det", "--paddle-dir",
-              models("PP-OCRv4_mobile_det"), "--out", det, "--no-verify")
-    assert res.returncode == 0, res.stderr
+def test_ocr_reads_with_the_spin_checkpoint(converted, det_v4_checkpoint, testdata, tmp_path,
+                                            cli):
+    det = det_v4_checkpoint
     out = tmp_path / "ocr.json"
     res = cli("ocr", testdata / "images" / "11.jpg", "--det", det, "--rec", converted[0],
               "--drop-score", "0", "--json", out)
