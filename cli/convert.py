@@ -133,7 +133,9 @@ def _parity(conv, no_verify, require_verify, force, reference, submodel, report_
     if reference:
         reference_weights = formats.read(reference)
     reason = None
-    if reference_weights.program is None:
+    if reference_weights.program is None and (spec or conv.spec).no_program:
+        reason = f"no Paddle program to compare with: {(spec or conv.spec).no_program}"
+    elif reference_weights.program is None:
         reason = "training checkpoint without --reference inference export"
     else:
         reason = paddle_unavailable_reason()

@@ -85,7 +85,56 @@ def paddle_float64(weights, inputs):
 
 def rewrite_pir(text):
     """inference.json text with float32 tensor types and dtype attributes made float64."""
-    return text.replace('"0.t_f32"', '"0.t_f64"').replace('"D":"float32"', '"D":"float64"')
+    text = text.replace('"0.t_f32"', '"0.t_f64"').replace('"D":"float32"', '"D":"float64"')
+    return _cast_one_hot(text) if '"1.one_hot"' in text else text
+
+
+def _cast_one_hot(text):
+    """one_hot has no dtype attribute: its kernel always writes float32 (the attention
+    decoders' fed-back one-hot). Each gets a float64 cast after it, its users read that."""
+    import json
+
+    doc = json.loads(text)
+    blocks, ids = [], []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("ops"), list):
+                blocks.append(node["ops"])
+            if isinstance(node.get("%"), int):
+                ids.append(node["%"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(doc)
+    next_id, renamed = max(ids) + 1, {}
+    for ops in blocks:
+        for i in range(len(ops) - 1, -1, -1):
+            op = ops[i]
+            if op.get("#") != "1.one_hot":
+                continue
+            out = op["O"][0]
+            out["TT"]["D"][0] = {"#": "0.t_f32"}
+            cast_out = json.loads(json.dumps(out))
+            cast_out["%"], cast_out["TT"]["D"][0] = next_id, {"#": "0.t_f64"}
+            renamed[out["%"]] = next_id
+            ops.insert(i + 1, {"#": "1.cast", "A": [{"AT": {"#": "1.a_dtype", "D": "float64"},
+                                                     "N": "dtype"}],
+                               "I": [{"%": out["%"]}], "O": [cast_out],
+                               "OA": json.loads(json.dumps(op.get("OA", [])))})
+            next_id += 1
+    for ops in blocks:
+        for op in ops:
+            if op.get("#") == "1.cast" and op["I"] and op["I"][0]["%"] in renamed and \
+                    op["O"][0]["%"] == renamed[op["I"][0]["%"]]:
+                continue
+            for ref in op.get("I") or []:
+                if isinstance(ref, dict) and ref.get("%") in renamed:
+                    ref["%"] = renamed[ref["%"]]
+    return json.dumps(doc, separators=(",", ":"))
 
 
 def _digest(paths):

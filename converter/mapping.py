@@ -38,6 +38,7 @@ OP_TYPES = {
     nn.LayerNorm: {"layer_norm"},
     nn.Embedding: {"lookup_table_v2", "embedding"},
     nn.GRUCell: {"matmul", "matmul_v2", "elementwise_add", "add"},
+    nn.LSTMCell: {"matmul", "matmul_v2", "elementwise_add", "add"},
 }
 # Order in which Paddle's ops consume a module's tensors, where it differs from torch's
 # registration order (batch_norm takes mean and variance before scale and bias).
@@ -46,6 +47,7 @@ PADDLE_USE_ORDER = {
     nn.BatchNorm1d: ["running_mean", "running_var", "weight", "bias"],
     # GRUCell: x @ weight_ih + bias_ih, then h @ weight_hh + bias_hh
     nn.GRUCell: ["weight_ih", "bias_ih", "weight_hh", "bias_hh"],
+    nn.LSTMCell: ["weight_ih", "bias_ih", "weight_hh", "bias_hh"],  # as GRUCell (SPIN)
     # the rnn op takes every weight (layer by layer, forward then reverse), then every bias
     nn.LSTM: lambda names: ([n for n in names if n.startswith("weight")]
                             + [n for n in names if n.startswith("bias")]),
@@ -82,6 +84,7 @@ class ArchSpec:
     # what weights must show before --arch auto / inspect build this table's (large) network:
     # {names: REGEX one Paddle name matches, ops: [program op types, one of them used]}
     requires: dict = field(default_factory=dict)
+    no_program: str = None  # why no Paddle inference program exists (SEED), or None
     path: Path = None
 
 
@@ -168,7 +171,7 @@ def spec_from_dict(data, path=None):
         dictionary=data.get("dict"), use_space_char=data.get("use_space_char", False),
         dict_special_tokens=data.get("dict_special_tokens", 1),
         processing=resolve_processing(data, path), requires=data.get("requires") or {},
-        path=path)
+        no_program=data.get("no_program"), path=path)
 
 
 def list_archs():

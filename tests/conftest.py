@@ -61,3 +61,14 @@ def convert_and_verify_twin(twin, form):
     assert conv.report.method == ("program order" if form == "pir" else "names")
     report = verify(program, conv.model, spec)
     return report
+
+
+@pytest.fixture(scope="session")
+def det_v4_checkpoint(tmp_path_factory, models):
+    """The official PP-OCRv4 mobile detector converted once per session (for recogniser
+    tests that run `ptocr ocr`)."""
+    path = tmp_path_factory.mktemp("det_v4") / "det.pth"
+    res = run_cli("convert", "--arch", "PP-OCRv4_mobile_det", "--paddle-dir",
+                  models("PP-OCRv4_mobile_det"), "--out", path, "--no-verify")
+    assert res.returncode == 0, res.stderr
+    return path

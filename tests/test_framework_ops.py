@@ -752,3 +752,62 @@ def test_multiclass_nms_equals_paddles_multiclass_nms3(kw):
     np.testing.assert_array_equal(ours.numpy(), out.numpy())
     if kw["score_threshold"] < 1:
         assert len(out.numpy()) > 20
+
+# ---- SPIN (GA-SPIN transform, SPINAttentionHead)
+
+def test_lstm_cell_gate_order_and_state():
+    """paddle.nn.LSTMCell (SPIN's decoder cell) and torch.nn.LSTMCell: same names, [4H, in]
+    layout and gate order (i, f, g, o); paddle returns (h, (h, c)), torch (h, c)."""
+    ref = paddle.nn.LSTMCell(7, 5)
+    ours = nn.LSTMCell(7, 5)
+    assert set(ref.state_dict()) == set(ours.state_dict())
+    for value in ref.state_dict().values():
+        value.set_value(rand(*value.shape))
+    ours.load_state_dict({k: torch.from_numpy(v.numpy()) for k, v in ref.state_dict().items()})
+    x, h, c = rand(3, 7), rand(3, 5), rand(3, 5)
+    out, (h2, c2) = ref(paddle.to_tensor(x), (paddle.to_tensor(h), paddle.to_tensor(c)))
+    th, tc = ours(torch.from_numpy(x), (torch.from_numpy(h), torch.from_numpy(c)))
+    close(out, th)
+    close(h2, th)
+    close(c2, tc)
+    # f and g swapped changes the result: the order is really checked
+    perm = np.r_[0:5, 10:15, 5:10, 15:20]
+    ours.load_state_dict({k: torch.from_numpy(v.numpy()[perm])
+                          for k, v in ref.state_dict().items()})
+    th, _ = ours(torch.from_numpy(x), (torch.from_numpy(h), torch.from_numpy(c)))
+    assert np.abs(th.detach().numpy() - out.numpy()).max() > 1e-3
+
+
+def test_grid_sample_border_padding():
+    """GA-SPIN samples with padding_mode='border' (align_corners True, paddle's default)."""
+    x = rand(2, 1, 8, 12)
+    grid = RNG.uniform(-1.3, 1.3, (2, 8, 12, 2)).astype(np.float32)
+    ref = paddle.nn.functional.grid_sample(paddle.to_tensor(x), paddle.to_tensor(grid),
+                                           padding_mode="border")
+    ours = torch.nn.functional.grid_sample(torch.from_numpy(x), torch.from_numpy(grid),
+                                           mode="bilinear", padding_mode="border",
+                                           align_corners=True)
+    close(ref, ours)
+    zeros = torch.nn.functional.grid_sample(torch.from_numpy(x), torch.from_numpy(grid),
+                                            padding_mode="zeros", align_corners=True)
+    assert np.abs(zeros.numpy() - ref.numpy()).max() > 1e-2
+
+
+def test_upsample_bilinear_default_and_instance_norm():
+    """GA-SPIN's offsets: paddle's nn.functional.upsample(size, 'bilinear') defaults to
+    align_corners False, align_mode 0 = torch's half-pixel bilinear (2x6 -> 32x100); its
+    InstanceNorm2D (eps 1e-5, affine `scale`/`bias`) = torch's InstanceNorm2d(affine)."""
+    x = rand(2, 1, 2, 6)
+    ref = paddle.nn.functional.upsample(paddle.to_tensor(x), size=(32, 100), mode="bilinear")
+    ours = torch.nn.functional.interpolate(torch.from_numpy(x), size=(32, 100),
+                                           mode="bilinear", align_corners=False)
+    close(ref, ours)
+    pin = paddle.nn.InstanceNorm2D(3)
+    assert set(pin.state_dict()) == {"scale", "bias"}
+    pin.scale.set_value(rand(3))
+    pin.bias.set_value(rand(3))
+    tin = nn.InstanceNorm2d(3, affine=True)
+    tin.load_state_dict({"weight": torch.from_numpy(pin.scale.numpy()),
+                         "bias": torch.from_numpy(pin.bias.numpy())})
+    y = rand(2, 3, 7, 9) * 3 + 1
+    close(pin(paddle.to_tensor(y)), tin(torch.from_numpy(y)))

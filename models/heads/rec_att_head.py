@@ -25,15 +25,38 @@ class AttentionGRUCell(nn.Module):
         self.i2h = nn.Linear(input_size, hidden_size, bias=False)
         self.h2h = nn.Linear(hidden_size, hidden_size)
         self.score = nn.Linear(hidden_size, 1, bias=False)
-        self.rnn = nn.GRUCell(input_size + num_embeddings, hidden_size)
+        self.rnn = self.make_rnn(input_size + num_embeddings, hidden_size)
         self.hidden_size = hidden_size
 
-    def forward(self, prev_hidden, batch_H, char_onehots, batch_H_proj=None):
+    @staticmethod
+    def make_rnn(input_size, hidden_size):
+        return nn.GRUCell(input_size, hidden_size)
+
+    def attend(self, h, batch_H, batch_H_proj=None):
+        """(context N×C, alpha N×1×T) for the decoder state h."""
         if batch_H_proj is None:
             batch_H_proj = self.i2h(batch_H)
-        e = self.score(torch.tanh(batch_H_proj + self.h2h(prev_hidden).unsqueeze(1)))
+        e = self.score(torch.tanh(batch_H_proj + self.h2h(h).unsqueeze(1)))
         alpha = torch.softmax(e, dim=1).transpose(1, 2)  # N×1×T
-        context = torch.bmm(alpha, batch_H).squeeze(1)
+        return torch.bmm(alpha, batch_H).squeeze(1), alpha
+
+    def forward(self, prev_hidden, batch_H, char_onehots, batch_H_proj=None):
+        context, alpha = self.attend(prev_hidden, batch_H, batch_H_proj)
+        hidden = self.rnn(torch.cat([context, char_onehots], dim=1), prev_hidden)
+        return hidden, alpha
+
+
+class AttentionLSTMCell(AttentionGRUCell):
+    """SPIN's cell: the same attention (on h of the (h, c) state), then one LSTM step.
+    Paddle's LSTMCell and torch's share names, [4H, in] layout and gate order (i, f, g, o)
+    (tests/test_framework_ops.py). Returns ((h, c), alpha)."""
+
+    @staticmethod
+    def make_rnn(input_size, hidden_size):
+        return nn.LSTMCell(input_size, hidden_size)
+
+    def forward(self, prev_hidden, batch_H, char_onehots, batch_H_proj=None):
+        context, alpha = self.attend(prev_hidden[0], batch_H, batch_H_proj)
         hidden = self.rnn(torch.cat([context, char_onehots], dim=1), prev_hidden)
         return hidden, alpha
 
@@ -71,3 +94,36 @@ class AttentionHead(nn.Module):
             prev = logits.argmax(dim=1)
         probs = torch.stack(steps, dim=1)
         return probs if self.training else torch.softmax(probs, dim=2)
+
+
+@register("Head")
+class SPINAttentionHead(nn.Module):
+    """SPIN's head (heads/rec_spin_att_head.py): AttentionHead's greedy loop with an LSTM cell,
+    run for batch_max_length + 1 = 26 steps (one more for the end token); the program
+    returns every step's softmax."""
+
+    def __init__(self, in_channels, out_channels, hidden_size, batch_max_length=25, **_):
+        super().__init__()
+        self.input_size = in_channels
+        self.hidden_size = hidden_size
+        self.num_classes = out_channels
+        self.out_channels = out_channels
+        self.num_steps = batch_max_length + 1
+        self.attention_cell = AttentionLSTMCell(in_channels, hidden_size, out_channels)
+        self.generator = nn.Linear(hidden_size, out_channels)
+
+    def forward(self, inputs, targets=None):
+        if targets is not None:
+            raise ValueError("SPINAttentionHead: teacher forcing (training) is not ported")
+        n = inputs.shape[0]
+        state = (inputs.new_zeros(n, self.hidden_size), inputs.new_zeros(n, self.hidden_size))
+        proj = self.attention_cell.i2h(inputs)  # the same every step: computed once
+        prev = torch.zeros(n, dtype=torch.long, device=inputs.device)  # sos
+        steps = []
+        for _ in range(self.num_steps):
+            onehot = F.one_hot(prev, self.num_classes).to(inputs.dtype)
+            state, _ = self.attention_cell(state, inputs, onehot, proj)
+            logits = self.generator(state[0])
+            steps.append(logits)
+            prev = logits.argmax(dim=1)
+        return torch.softmax(torch.stack(steps, dim=1), dim=2)

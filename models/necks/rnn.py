@@ -1,5 +1,5 @@
 """Sequence encoders after PaddleOCR's necks/rnn.py: SequenceEncoder with the reshape, fc,
-rnn (2-layer BiLSTM), svtr (SVTR global-attention block) and lightsvtr (PP-OCRv6) encoders."""
+rnn (2-layer BiLSTM), cascadernn (BiLSTM + linear, stacked: SPIN), svtr (SVTR global-attention block) and lightsvtr (PP-OCRv6) encoders."""
 
 import torch
 from torch import nn
@@ -41,6 +41,44 @@ class EncoderWithRNN(nn.Module):
 
     def forward(self, x):
         return self.lstm(x)[0]
+
+
+class BidirectionalLSTM(nn.Module):
+    """One (num_layers) bidirectional LSTM, optionally followed by a linear projection of its
+    2·hidden outputs (PaddleOCR's names: rnn, linear)."""
+
+    def __init__(self, input_size, hidden_size, output_size=None, num_layers=1,
+                 with_linear=False):
+        super().__init__()
+        self.num_layers = num_layers
+        self.rnn = nn.LSTM(input_size, hidden_size, num_layers=num_layers, bidirectional=True,
+                           batch_first=True)
+        self.linear = nn.Linear(hidden_size * 2, output_size) if with_linear else None
+
+    def paddle_unused(self):
+        # paddle.nn.LSTM's per-cell aliases of its flat weights (see EncoderWithRNN)
+        return [f"rnn.{layer}.cell_{d}.{p}" for layer in range(self.num_layers)
+                for d in ("fw", "bw") for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+
+    def forward(self, x):
+        x = self.rnn(x)[0]
+        return x if self.linear is None else self.linear(x)
+
+
+class EncoderWithCascadeRNN(nn.Module):
+    """``num_layers`` BidirectionalLSTMs in a row; layer i projects to out_channels[i]."""
+
+    def __init__(self, in_channels, hidden_size, out_channels, num_layers=2, with_linear=False):
+        super().__init__()
+        self.out_channels = out_channels[-1]
+        self.encoder = nn.ModuleList(
+            BidirectionalLSTM(in_channels if i == 0 else out_channels[i - 1], hidden_size,
+                              out_channels[i], 1, with_linear) for i in range(num_layers))
+
+    def forward(self, x):
+        for layer in self.encoder:
+            x = layer(x)
+        return x
 
 
 class EncoderWithFC(nn.Module):
@@ -233,7 +271,7 @@ class EncoderWithLightSVTR(nn.Module):
 
 
 ENCODERS = {"fc": EncoderWithFC, "rnn": EncoderWithRNN, "svtr": EncoderWithSVTR,
-            "lightsvtr": EncoderWithLightSVTR}
+            "lightsvtr": EncoderWithLightSVTR, "cascadernn": EncoderWithCascadeRNN}
 
 
 @register("Neck")
@@ -251,6 +289,8 @@ class SequenceEncoder(nn.Module):
                              f"(supported: reshape, {', '.join(ENCODERS)})")
         if encoder_type in ("svtr", "lightsvtr"):
             self.encoder = ENCODERS[encoder_type](in_channels, **kwargs)
+        elif encoder_type == "cascadernn":
+            self.encoder = EncoderWithCascadeRNN(in_channels, hidden_size, **kwargs)
         else:
             self.encoder = ENCODERS[encoder_type](in_channels, hidden_size)
         self.out_channels = self.encoder.out_channels

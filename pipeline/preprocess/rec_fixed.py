@@ -104,5 +104,35 @@ class GrayRecResizeImg:
         return data
 
 
-for _name in ("ViTSTRLabelEncode", "ParseQLabelEncode"):
+@register("PreProcess")
+class SPINRecResizeImg:
+    """SPIN: grayscale, resized to image_shape = (W, H), (x − mean) · (1 / std), 1×H×W.
+
+    PaddleOCR (predict_rec.py's resize_norm_img_spin and rec_img_aug's SPINRecResizeImg)
+    calls ``cv2.resize(img, size, interpolation)`` with the flag in the third positional
+    slot, which is ``dst``: the flag is ignored and cv2's default, bilinear, resizes. So the
+    ``interpolation`` parameter (2, cubic, in the configs) changes nothing, here as there.
+    The normalisation is predict_rec's, in float32."""
+
+    def __init__(self, image_shape=(100, 32), interpolation=2, mean=(127.5,), std=(127.5,),
+                 **_training_only):
+        self.image_shape = tuple(int(v) for v in image_shape)
+        self.interpolation = interpolation  # kept for the record: PaddleOCR never applies it
+        self.mean = np.float32(np.array(mean, dtype=np.float32).reshape(1, -1))
+        self.stdinv = 1 / np.float32(np.array(std, dtype=np.float32).reshape(1, -1))
+
+    def __call__(self, data):
+        import cv2
+
+        img = data["image"]
+        _check(img, "SPINRecResizeImg")
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+        img = cv2.resize(img, self.image_shape).astype(np.float32)[None]  # bilinear
+        img -= self.mean
+        img *= self.stdinv
+        data["image"] = img
+        return data
+
+
+for _name in ("ViTSTRLabelEncode", "ParseQLabelEncode", "SPINAttnLabelEncode"):
     _training_label_op(_name)
