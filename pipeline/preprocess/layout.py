@@ -50,3 +50,19 @@ class DetInputs:
     def __call__(self, data):
         data["model_inputs"] = list(self.keys)
         return data
+
+
+@register("PreProcess")
+class ReadImage:
+    """PaddleX's reader: ``format: RGB`` turns the pipeline's BGR array into RGB (PaddleX's
+    detection models read RGB images)."""
+
+    def __init__(self, format="BGR", **_training_only):  # noqa: A002 (PaddleX's name)
+        if format not in ("BGR", "RGB"):
+            raise ValueError(f"ReadImage format must be BGR or RGB, not {format!r}")
+        self.rgb = format == "RGB"
+
+    def __call__(self, data):
+        if self.rgb:
+            data["image"] = np.ascontiguousarray(data["image"][:, :, ::-1])
+        return data
