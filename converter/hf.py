@@ -153,7 +153,9 @@ def to_transformers(model, arch, spec, user_config=None):
     written."""
     hf = section(spec)
     model = _fused(model, hf, copy_first=True)
-    state = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    drop = [re.compile(p) for p in hf.get("drop") or ()]  # training-only branches
+    state = {k: v for k, v in model.state_dict().items()
+             if not k.endswith("num_batches_tracked") and not any(p.search(k) for p in drop)}
     cfg = hf_config(spec, arch, state)
     if user_config is not None:
         cfg = {**copy.deepcopy(user_config), "architectures": [hf["class"]]}
