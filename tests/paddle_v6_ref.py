@@ -274,6 +274,15 @@ NET_CONFIG_DET = {
                            [3, 64, 64, 1, True], [3, 64, 64, 1, False]],
              "blocks_s4": [[3, 64, 160, 2, False], [3, 160, 160, 1, True],
                            [3, 160, 160, 1, False]]},
+    "medium": {"stem": (64, 128),
+               "blocks_s1": [[3, 128, 128, 1, True], [3, 128, 128, 1, False]],
+               "blocks_s2": [[3, 128, 256, 2, False], [3, 256, 256, 1, True],
+                             [3, 256, 256, 1, False]],
+               "blocks_s3": [[3, 256, 512, 2, False], [3, 512, 512, 1, True],
+                             [3, 512, 512, 1, False], [3, 512, 512, 1, True],
+                             [3, 512, 512, 1, False]],
+               "blocks_s4": [[3, 512, 896, 2, False], [3, 896, 896, 1, True],
+                             [3, 896, 896, 1, False]]},
     "small": {"stem": (24, 48),
               "blocks_s1": [[3, 48, 48, 1, True], [3, 48, 48, 1, False]],
               "blocks_s2": [[3, 48, 96, 2, False], [3, 96, 96, 1, True], [3, 96, 96, 1, False]],
@@ -454,6 +463,101 @@ class RepLKFPN(nn.Layer):
             block.rep()
 
 
+class DilatedReparamConv(nn.Layer):
+    def __init__(self, in_channels, out_channels, kernel_size=9):
+        super().__init__()
+        self.is_repped = False
+        self.dw = DilatedReparamBlock(in_channels, kernel_size)
+        self.pw = nn.Conv2D(in_channels, out_channels, 1, bias_attr=False)
+        self.bn = nn.BatchNorm2D(out_channels)
+
+    def forward(self, x):
+        x = self.pw(self.dw(x))
+        if not self.is_repped:
+            x = self.bn(x)
+        return x
+
+    @paddle.no_grad()
+    def rep(self):
+        if self.is_repped:
+            return
+        self.dw.rep()
+        conv, bn = self.pw, self.bn
+        scale = bn.weight / paddle.sqrt(bn._variance + bn._epsilon)
+        fused = nn.Conv2D(conv._in_channels, conv._out_channels, conv._kernel_size,
+                          stride=conv._stride, padding=conv._padding,
+                          dilation=conv._dilation, groups=conv._groups)
+        fused.weight.set_value(conv.weight * scale[:, None, None, None])
+        fused.bias.set_value(bn.bias - bn._mean * scale)
+        self.pw = fused
+        del self.bn
+        self.is_repped = True
+
+
+class RepLKPAN(nn.Layer):
+    def __init__(self, in_channels, out_channels, intracl=False):
+        super().__init__()
+        from test_server_family import PIntraCLBlock  # intracl.py's twin
+
+        self.out_channels = out_channels
+        self.is_repped = False
+        q = out_channels // 4
+        self.ins_conv = nn.LayerList()
+        self.inp_conv = nn.LayerList()
+        self.pan_head_conv = nn.LayerList()
+        self.pan_lat_conv = nn.LayerList()
+        for i, c in enumerate(in_channels):
+            self.ins_conv.append(nn.Conv2D(c, out_channels, 1, bias_attr=False))
+            self.inp_conv.append(DilatedReparamConv(out_channels, q, 9))
+            if i > 0:
+                self.pan_head_conv.append(nn.Conv2D(q, q, 3, padding=1, stride=2,
+                                                    bias_attr=False))
+            self.pan_lat_conv.append(DilatedReparamConv(q, q, 9))
+        self.intracl = intracl
+        if intracl:
+            self.incl1 = PIntraCLBlock(q, 2)
+            self.incl2 = PIntraCLBlock(q, 2)
+            self.incl3 = PIntraCLBlock(q, 2)
+            self.incl4 = PIntraCLBlock(q, 2)
+
+    def forward(self, x):
+        c2, c3, c4, c5 = x
+        in5 = self.ins_conv[3](c5)
+        in4 = self.ins_conv[2](c4)
+        in3 = self.ins_conv[1](c3)
+        in2 = self.ins_conv[0](c2)
+        out4 = in4 + F.upsample(in5, scale_factor=2, mode="nearest", align_mode=1)
+        out3 = in3 + F.upsample(out4, scale_factor=2, mode="nearest", align_mode=1)
+        out2 = in2 + F.upsample(out3, scale_factor=2, mode="nearest", align_mode=1)
+        f5 = self.inp_conv[3](in5)
+        f4 = self.inp_conv[2](out4)
+        f3 = self.inp_conv[1](out3)
+        f2 = self.inp_conv[0](out2)
+        pan3 = f3 + self.pan_head_conv[0](f2)
+        pan4 = f4 + self.pan_head_conv[1](pan3)
+        pan5 = f5 + self.pan_head_conv[2](pan4)
+        p2 = self.pan_lat_conv[0](f2)
+        p3 = self.pan_lat_conv[1](pan3)
+        p4 = self.pan_lat_conv[2](pan4)
+        p5 = self.pan_lat_conv[3](pan5)
+        if self.intracl is True:
+            p5 = self.incl4(p5)
+            p4 = self.incl3(p4)
+            p3 = self.incl2(p3)
+            p2 = self.incl1(p2)
+        p5 = F.upsample(p5, scale_factor=8, mode="nearest", align_mode=1)
+        p4 = F.upsample(p4, scale_factor=4, mode="nearest", align_mode=1)
+        p3 = F.upsample(p3, scale_factor=2, mode="nearest", align_mode=1)
+        return paddle.concat([p5, p4, p3, p2], axis=1)
+
+    def rep(self):
+        if self.is_repped:
+            return
+        for layer in list(self.inp_conv) + list(self.pan_lat_conv):
+            layer.rep()
+        self.is_repped = True
+
+
 # ---- heads/det_db_head.py (PP-OCRv6: Head.rep() folds each BN into its conv; the per-level
 # auxiliary heads are training-only)
 
@@ -532,7 +636,10 @@ class DetModel(nn.Layer):
     def __init__(self, cfg):
         super().__init__()
         self.backbone = PPLCNetV4Det(cfg["model_size"])
-        self.neck = RepLKFPN(self.backbone.out_channels, cfg["neck"], True, cfg["kernel"])
+        if cfg.get("pan"):  # PP-OCRv6 medium: RepLKPAN with IntraCL blocks
+            self.neck = RepLKPAN(self.backbone.out_channels, cfg["neck"], intracl=True)
+        else:
+            self.neck = RepLKFPN(self.backbone.out_channels, cfg["neck"], True, cfg["kernel"])
         self.head = DBHead(cfg["neck"], 50, aux_in_channels=cfg["neck"])
 
     def forward(self, x):
@@ -665,4 +772,10 @@ def export(fmt, out, cfg):
 
 
 if __name__ == "__main__":
-    export(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]))
+    config = json.loads(sys.argv[3])
+    if isinstance(config, list):  # several networks in one paddle process: OUT/<dir>/...
+        for one in config:
+            os.makedirs(os.path.join(sys.argv[2], one["dir"]), exist_ok=True)
+            export(sys.argv[1], os.path.join(sys.argv[2], one["dir"]), one)
+    else:
+        export(sys.argv[1], sys.argv[2], config)

@@ -31,7 +31,13 @@ from conftest import run_cli
 HERE = Path(__file__).parent
 REF = HERE / "paddle_v6_ref.py"
 ARCH = "PP-OCRv6_small_det"
-CFG = {"task": "det", "model_size": "small", "neck": 96, "kernel": 7, "input": [3, None, None]}
+CFG = {"task": "det", "model_size": "small", "neck": 96, "kernel": 7, "input": [3, None, None],
+       "dir": "small"}
+# PP-OCRv6_medium_det's neck and head (RepLKPAN with IntraCL blocks) on the small backbone at
+# 64 neck channels: the medium backbone is the small one's blocks with more channels (its
+# PaddleOCR names and shapes: tests/paddle_names/PP-OCRv6_medium_det.txt)
+PAN = {"task": "det", "model_size": "small", "neck": 64, "pan": True, "input": [3, None, None],
+       "dir": "pan"}
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +45,11 @@ def exported(tmp_path_factory):
     """(training-form PIR export, its .pdparams, deploy-form PIR export, small user table):
     the same random weights, one paddle subprocess."""
     tmp = tmp_path_factory.mktemp("v6det")
-    res = subprocess.run([sys.executable, str(REF), "pir", str(tmp), json.dumps(CFG)],
+    res = subprocess.run([sys.executable, str(REF), "pir", str(tmp), json.dumps([CFG, PAN])],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
+    pan = tmp / "pan"
+    tmp = tmp / "small"
     # the real table, verified on one random batch and one real image at a smaller resize
     # (the time budget)
     data = yaml.safe_load(find_arch(ARCH).path.read_text(encoding="utf-8"))
@@ -50,14 +58,14 @@ def exported(tmp_path_factory):
     data["processing"] = {"use": "det_db", "params": {"DetResizeForTest": {"limit_side_len": 160}}}
     table = tmp / "table.yaml"
     table.write_text(yaml.safe_dump(data), encoding="utf-8")
-    return tmp / "train", tmp / "train.pdparams", tmp / "deploy", table
+    return tmp / "train", tmp / "train.pdparams", tmp / "deploy", table, pan
 
 
 def test_deploy_export_converts_and_verifies(exported):
     """The engine `ptocr convert` runs (the CLI's own plumbing is tested with the transformers
     target below): program-order alignment, then the verifier on a random tensor and a real
     image through the table's processing, fused-form check included."""
-    _train, _pdparams, deploy, table = exported
+    _train, _pdparams, deploy, table, _pan = exported
     weights = formats.read(deploy)
     conv = convert(None, weights=weights, spec=find_arch(str(table)))
     assert conv.config["Backbone"]["deploy"] and conv.config["Neck"]["deploy"]
@@ -70,7 +78,7 @@ def test_deploy_export_converts_and_verifies(exported):
 
 
 def test_training_pdparams_equals_the_training_program_and_fuses_exactly(exported):
-    train, pdparams, deploy, _table = exported
+    train, pdparams, deploy, _table, _pan = exported
     conv = convert(pdparams, ARCH)
     model = conv.model
     assert conv.config["Backbone"]["deploy"] is False and conv.config["Neck"]["deploy"] is False
@@ -97,7 +105,7 @@ def test_training_pdparams_equals_the_training_program_and_fuses_exactly(exporte
 def test_a_broken_mapping_is_refused(exported):
     """Two equally shaped fused dilated kernels of the neck swapped after the mapping: the
     verifier refuses the model."""
-    _train, _pdparams, deploy, table = exported
+    _train, _pdparams, deploy, table, _pan = exported
     weights = formats.read(deploy)
     conv = convert(None, weights=weights, spec=find_arch(str(table)))
     state = conv.model.state_dict()
@@ -112,17 +120,24 @@ def test_a_broken_mapping_is_refused(exported):
 # ---- to Hugging Face transformers' own PPOCRV6SmallDetForObjectDetection and back
 
 def test_deploy_export_to_transformers_verifies_loads_and_reads_back(exported, tmp_path):
+    """What `ptocr convert --to transformers` does (the CLI's plumbing: test_ppocrv6_rec.py,
+    test_transformers_bridge.py): fill transformers' class, verify it against Paddle, write
+    the folder; then transformers' own from_pretrained and ptocr.load read it."""
     import ptocr
+    from ptocr.converter import hf
     from transformers import PPOCRV6SmallDetForObjectDetection
 
-    _train, _pdparams, deploy, table = exported
-    out, report = tmp_path / "hf", tmp_path / "hf.json"
-    res = run_cli("convert", "--arch", table, "--paddle-dir", deploy, "--to", "transformers",
-                  "--out", out, "--require-verify", "--report", report)
-    assert res.returncode == 0, res.stderr
-    rep = json.loads(report.read_text())
-    rows = rep["verify"]["results"] if "verify" in rep else rep["results"]
-    assert all(r["pass"] for r in rows) and max(r["max_abs"] for r in rows) < 1e-4
+    _train, _pdparams, deploy, table, _pan = exported
+    weights = formats.read(deploy)
+    conv = convert(None, weights=weights, spec=find_arch(str(table)))
+    hf_model, _cfg = hf.to_transformers(conv.model, conv.config, conv.spec)
+    report = verify(weights, hf.HFOutputs(hf_model), hf.verify_spec(conv.spec))
+    rows = report["results"]
+    assert report["passed"] and max(r["max_abs"] for r in rows) < 1e-4
+    assert any(r["input"].startswith("image ") for r in rows)
+    out = tmp_path / "hf"
+    hf.write_folder(out, hf_model, conv.spec, {"arch": ARCH, "processing": conv.processing,
+                                               "extra": {"task": "det"}})
     model, info = PPOCRV6SmallDetForObjectDetection.from_pretrained(
         out, output_loading_info=True)
     assert info["missing_keys"] == set() and info["unexpected_keys"] == set()
@@ -144,7 +159,7 @@ def test_training_form_to_transformers_equals_paddle(exported):
     unfused convs take the BNs as they are, its fused depthwise convs our reparameterize()."""
     from ptocr.converter import hf
 
-    train, pdparams, _deploy, table = exported
+    train, pdparams, _deploy, table, _pan = exported
     conv = convert(pdparams, weights=None, spec=find_arch(str(table)))
     hf_model, cfg = hf.to_transformers(conv.model, conv.config, conv.spec)
     x = np.random.RandomState(5).uniform(-1, 1, [1, 3, 64, 128]).astype(np.float32)
@@ -159,3 +174,35 @@ def test_training_form_to_transformers_equals_paddle(exported):
         with pytest.raises(MappingError) as info:
             hf.to_transformers(conv.model, conv.config, conv.spec, {**cfg, key: value})
         assert "\n" not in str(info.value) and "does not fit the weights" in str(info.value)
+
+
+# ---- PP-OCRv6_medium_det's RepLKPAN (DilatedReparamConv: depthwise + 1x1 + BN, IntraCL)
+
+def test_medium_neck_converts_verifies_and_fuses_exactly(exported):
+    pan = exported[-1]
+    data = yaml.safe_load(find_arch("PP-OCRv6_medium_det").path.read_text(encoding="utf-8"))
+    data.update(name="test_PP-OCRv6_medium_det", aliases=[], model_names=[])
+    data["Architecture"]["Backbone"]["model_size"] = "small"
+    data["Architecture"]["Neck"]["out_channels"] = 64
+    data["Architecture"]["Head"]["aux_in_channels"] = 64
+    data["inputs"] = {"shapes": [[1, 3, 64, 96]], "images": []}
+    table = pan / "table.yaml"
+    table.write_text(yaml.safe_dump(data), encoding="utf-8")
+    spec = find_arch(str(table))
+    weights = formats.read(pan / "deploy")
+    deployed = convert(None, weights=weights, spec=spec)
+    assert deployed.config["Neck"]["deploy"] and deployed.model.neck.inp_conv[0].bn is None
+    report = verify(weights, deployed.model, deployed.spec, images=False)
+    assert report["passed"] and max(r["max_abs"] for r in report["results"]) < 1e-4
+    trained = convert(pan / "train.pdparams", weights=None, spec=spec)
+    assert hasattr(trained.model.neck.pan_lat_conv[3].dw, "dil_conv_k3_4")
+    x = np.random.RandomState(6).uniform(-1, 1, [1, 3, 96, 128]).astype(np.float32)
+    ref = PaddleProgram(formats.read(pan / "train"))(x)[0]
+    assert 0.2 < (ref > 0.3).mean() < 0.8
+    with torch.inference_mode():
+        ours = trained.model(torch.from_numpy(x)).numpy()
+        trained.model.reparameterize()
+        fused = trained.model(torch.from_numpy(x)).numpy()
+    # fp32 rounding of the fused 9x9 kernels (the float64 verifier above is exact)
+    assert np.abs(ours - ref).max() < 1e-4 and np.abs(fused - ours).max() < 1e-4
+    assert np.abs(fused - PaddleProgram(weights)(x)[0]).max() < 1e-4

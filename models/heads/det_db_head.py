@@ -33,7 +33,8 @@ class Head(nn.Module):
         return torch.sigmoid(self.conv3(x))
 
     @torch.no_grad()
-    def reparameterize(self):
+    def fold_bn(self):
+        """PaddleOCR 3.7's ``Head.rep()``: each BN folded into the conv before it."""
         if self.conv_bn1 is None:
             return
         for conv_name, bn_name, axis in (("conv1", "conv_bn1", 0), ("conv2", "conv_bn2", 1)):
@@ -57,7 +58,8 @@ class Head(nn.Module):
 class DBHead(nn.Module):
     """In eval mode returns the shrink (probability) map, as Paddle's inference program does.
 
-    ``deploy``: the fused heads of an export after PaddleOCR's ``rep()`` (PP-OCRv6). PP-OCRv6
+    ``deploy`` (PP-OCRv6 tables only): True for the fused heads of an export after PaddleOCR's
+    ``rep()``, False for the training form that ``reparameterize()`` fuses. PP-OCRv6
     training checkpoints also hold per-level auxiliary heads (``aux_in_channels``), used only
     to train: the tables ignore them.
 
@@ -65,11 +67,20 @@ class DBHead(nn.Module):
     the head then returns Paddle's concatenation (shrink, threshold, binary) maps.
     """
 
-    def __init__(self, in_channels, k=50, with_thresh=False, deploy=False, **_):
+    def __init__(self, in_channels, k=50, with_thresh=False, deploy=None, **_):
         super().__init__()
         self.k = k
-        self.binarize = Head(in_channels, deploy=deploy)
-        self.thresh = Head(in_channels, deploy=deploy) if with_thresh else None
+        # deploy None: a head PaddleOCR's export leaves unfused (before PP-OCRv6), which
+        # reparameterize() leaves alone; False/True: PP-OCRv6's training / fused form
+        self.foldable = deploy is not None
+        self.binarize = Head(in_channels, deploy=bool(deploy))
+        self.thresh = Head(in_channels, deploy=bool(deploy)) if with_thresh else None
+
+    def reparameterize(self):
+        if self.foldable:
+            for head in (self.binarize, self.thresh):
+                if head is not None:
+                    head.fold_bn()
 
     def forward(self, x):
         shrink = self.binarize(x)
