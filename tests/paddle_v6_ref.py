@@ -42,6 +42,17 @@ NET_CONFIG_REC = {
               "blocks5": [[3, 192, 384, (2, 1), False], [3, 384, 384, 1, True],
                           [3, 384, 384, 1, False]],
               "blocks6": []},
+    "medium": {"stem": (64, 128), "stem_type": "branch",
+               "blocks2": [[3, 128, 128, 1, True]],
+               "blocks3": [[3, 128, 256, 1, False], [3, 256, 256, 1, False],
+                           [3, 256, 256, 1, True]],
+               "blocks4": [[3, 256, 512, (2, 1), False], [3, 512, 512, 1, True],
+                           [3, 512, 512, 1, False], [3, 512, 512, 1, True],
+                           [3, 512, 512, 1, False], [3, 512, 512, 1, True],
+                           [3, 512, 512, 1, False]],
+               "blocks5": [[3, 512, 768, (2, 1), False], [3, 768, 768, 1, True],
+                           [3, 768, 768, 1, False]],
+               "blocks6": []},
 }
 
 
@@ -701,14 +712,44 @@ class SequenceEncoder(nn.Layer):
         return self.encoder_reshape(self.encoder(x))
 
 
+class CTCHeadMid(nn.Layer):
+    """heads/rec_ctc_head.py CTCHead with mid_channels: fc1, fc2, softmax at inference."""
+
+    def __init__(self, cin, classes, mid_channels):
+        super().__init__()
+        self.fc1 = nn.Linear(cin, mid_channels)
+        self.fc2 = nn.Linear(mid_channels, classes)
+
+    def forward(self, x):
+        return F.softmax(self.fc2(self.fc1(x)), axis=2)
+
+
+class ReshapeEncoder(nn.Layer):
+    """SequenceEncoder(encoder_type='reshape'): Im2Seq only (PP-OCRv6 tiny)."""
+
+    def __init__(self, in_channels):
+        super().__init__()
+        self.encoder_reshape = Im2Seq()
+        self.out_channels = in_channels
+
+    def forward(self, x):
+        return self.encoder_reshape(x)
+
+
 class MultiHead(nn.Layer):
     """The CTC branch of heads/rec_multi_head.py (the NRTR branch is training-only)."""
 
-    def __init__(self, in_channels, classes, **neck):
+    def __init__(self, in_channels, classes, mid_channels=None, **neck):
         super().__init__()
         self.encoder_reshape = Im2Seq()
-        self.ctc_encoder = SequenceEncoder(in_channels, **neck)
-        self.ctc_head = CTCHead(self.ctc_encoder.out_channels, classes)
+        if neck.get("name") == "reshape":
+            self.ctc_encoder = ReshapeEncoder(in_channels)
+        else:
+            self.ctc_encoder = SequenceEncoder(in_channels, **neck)
+        if mid_channels:
+            self.ctc_head = CTCHeadMid(self.ctc_encoder.out_channels, classes, mid_channels)
+        else:
+            self.ctc_head = CTCHead(self.ctc_encoder.out_channels, classes)
 
     def forward(self, x):
         return self.ctc_head(self.ctc_encoder(x))
@@ -718,7 +759,8 @@ class BaseModel(nn.Layer):
     def __init__(self, cfg):
         super().__init__()
         self.backbone = PPLCNetV4(cfg["model_size"])
-        self.head = MultiHead(self.backbone.out_channels, cfg["classes"], **cfg["neck"])
+        self.head = MultiHead(self.backbone.out_channels, cfg["classes"],
+                              cfg.get("mid_channels"), **cfg["neck"])
 
     def forward(self, x):
         return self.head(self.backbone(x))
@@ -728,7 +770,8 @@ class BaseModel(nn.Layer):
 # uniform, so that a mix-up anywhere shows in the output (near-uniform softmax hides errors)
 # The residual branches' last BN scale is small (PaddleOCR initialises it to 0): with scales
 # around 1 the 15 residual blocks grow the activations ~100x and the softmax saturates.
-SHARPEN = (("qkv.weight", 4.0), ("compress.bn.weight", 0.2))
+SHARPEN = (("qkv.weight", 4.0), ("compress.bn.weight", 0.2),
+           ("ctc_head.fc1.weight", 3.0), ("ctc_head.fc2.weight", 3.0))  # tiny's two-layer head
 
 
 def build(cfg, seed=0):
