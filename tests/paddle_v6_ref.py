@@ -713,14 +713,25 @@ class SequenceEncoder(nn.Layer):
 
 
 class CTCHeadMid(nn.Layer):
-    """heads/rec_ctc_head.py CTCHead with mid_channels: fc1, fc2, softmax at inference."""
+    """heads/rec_ctc_head.py CTCHead (PaddleOCR 3.7) with use_guide and mid_channels: the
+    guide layer (depthwise k5 + pointwise Conv1D, BN1D + hardswish each) over the sequence,
+    fc1, fc2, softmax at inference."""
 
-    def __init__(self, cin, classes, mid_channels):
+    def __init__(self, cin, classes, mid_channels, use_guide=False):
         super().__init__()
+        self.use_guide = use_guide
+        if use_guide:
+            self.guide_layer = nn.Sequential(
+                nn.Conv1D(cin, cin, kernel_size=5, padding=2, groups=cin, bias_attr=False),
+                nn.BatchNorm1D(cin), nn.Hardswish(),
+                nn.Conv1D(cin, cin, kernel_size=1, bias_attr=False),
+                nn.BatchNorm1D(cin), nn.Hardswish())
         self.fc1 = nn.Linear(cin, mid_channels)
         self.fc2 = nn.Linear(mid_channels, classes)
 
     def forward(self, x):
+        if self.use_guide:
+            x = self.guide_layer(x.transpose([0, 2, 1])).transpose([0, 2, 1])
         return F.softmax(self.fc2(self.fc1(x)), axis=2)
 
 
@@ -739,7 +750,7 @@ class ReshapeEncoder(nn.Layer):
 class MultiHead(nn.Layer):
     """The CTC branch of heads/rec_multi_head.py (the NRTR branch is training-only)."""
 
-    def __init__(self, in_channels, classes, mid_channels=None, **neck):
+    def __init__(self, in_channels, classes, mid_channels=None, use_guide=False, **neck):
         super().__init__()
         self.encoder_reshape = Im2Seq()
         if neck.get("name") == "reshape":
@@ -747,7 +758,8 @@ class MultiHead(nn.Layer):
         else:
             self.ctc_encoder = SequenceEncoder(in_channels, **neck)
         if mid_channels:
-            self.ctc_head = CTCHeadMid(self.ctc_encoder.out_channels, classes, mid_channels)
+            self.ctc_head = CTCHeadMid(self.ctc_encoder.out_channels, classes, mid_channels,
+                                       use_guide)
         else:
             self.ctc_head = CTCHead(self.ctc_encoder.out_channels, classes)
 
@@ -760,7 +772,8 @@ class BaseModel(nn.Layer):
         super().__init__()
         self.backbone = PPLCNetV4(cfg["model_size"])
         self.head = MultiHead(self.backbone.out_channels, cfg["classes"],
-                              cfg.get("mid_channels"), **cfg["neck"])
+                              cfg.get("mid_channels"), cfg.get("use_guide", False),
+                              **cfg["neck"])
 
     def forward(self, x):
         return self.head(self.backbone(x))
@@ -771,7 +784,7 @@ class BaseModel(nn.Layer):
 # The residual branches' last BN scale is small (PaddleOCR initialises it to 0): with scales
 # around 1 the 15 residual blocks grow the activations ~100x and the softmax saturates.
 SHARPEN = (("qkv.weight", 4.0), ("compress.bn.weight", 0.2),
-           ("ctc_head.fc1.weight", 3.0), ("ctc_head.fc2.weight", 3.0))  # tiny's two-layer head
+           ("ctc_head.fc1.weight", 4.0), ("ctc_head.fc2.weight", 12.0))  # tiny's two-layer head
 
 
 def build(cfg, seed=0):

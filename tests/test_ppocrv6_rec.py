@@ -32,9 +32,9 @@ ARCH = "PP-OCRv6_small_rec"
 DICT = list("abcdefghij")  # + blank + space: 12 classes
 CFG = {"model_size": "small", "classes": 12, "input": [3, 48, None],
        "neck": {"dims": 120, "depth": 2, "mlp_ratio": 2.0, "local_kernel": 7}, "dir": "small"}
-# PP-OCRv6_tiny_rec: the simple stem, a reshape neck and the two-layer CTC head
+# PP-OCRv6_tiny_rec: the simple stem, a reshape neck, the CTC head's guide layer and two fcs
 TINY = {"model_size": "tiny", "classes": 12, "input": [3, 48, None], "mid_channels": 80,
-        "neck": {"name": "reshape"}, "dir": "tiny"}
+        "use_guide": True, "neck": {"name": "reshape"}, "dir": "tiny"}
 
 
 @pytest.fixture(scope="module")
@@ -210,3 +210,14 @@ def test_tiny_deploy_converts_verifies_and_training_form_fuses_exactly(exported)
     assert ours.shape == ref.shape == (2, 16, 12)
     assert np.abs(ours - ref).max() < 1e-4 and np.abs(fused - ours).max() < 1e-5
     assert (ref.max(-1) > 0.5).mean() > 0.2  # peaked class probabilities: mix-ups show
+    # transformers' own PPOCRV6TinyRecForTextRecognition (the guide layer as its conv1/norm1,
+    # conv2/norm2): the training checkpoint fills it and it agrees with Paddle
+    from ptocr.converter import hf
+
+    again = convert(tiny / "train.pdparams", weights=None, spec=spec)
+    hf_model, cfg = hf.to_transformers(again.model, again.config, again.spec)
+    assert cfg["hidden_size"] == 80 and cfg["head_out_channels"] == 12
+    with torch.inference_mode():
+        theirs = hf_model(pixel_values=torch.from_numpy(x)).last_hidden_state.numpy()
+    assert np.abs(theirs - ref).max() < 1e-4
+    assert (theirs.argmax(-1) == ref.argmax(-1)).all()
