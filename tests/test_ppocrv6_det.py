@@ -206,3 +206,23 @@ def test_medium_neck_converts_verifies_and_fuses_exactly(exported):
     # fp32 rounding of the fused 9x9 kernels (the float64 verifier above is exact)
     assert np.abs(ours - ref).max() < 1e-4 and np.abs(fused - ours).max() < 1e-4
     assert np.abs(fused - PaddleProgram(weights)(x)[0]).max() < 1e-4
+
+
+# ---- the OCR system's PP-OCRv6 defaults (data: _languages.yaml, _zoo.yaml, the table)
+
+def test_ocr_version_pp_ocrv6_selects_the_small_tier_with_its_export_settings():
+    from ptocr.converter import models_cache
+    from ptocr.converter.zoo import load_manifest
+
+    for lang in (None, "en", "japan", "chinese_cht", "fr"):
+        chosen = models_cache.default_models("PP-OCRv6", lang)
+        assert chosen["det"] == "PP-OCRv6_small_det" and chosen["rec"] == "PP-OCRv6_small_rec"
+    assert models_cache.default_models(None, None)["det"] == "PP-OCRv5_mobile_det"  # unchanged
+    names = {m["model"]: m for m in load_manifest()}
+    for size in ("tiny", "small", "medium"):
+        for task in ("det", "rec"):
+            url = names[f"PP-OCRv6_{size}_{task}"]["sources"][0]["url"]
+            assert url.endswith(f"/paddle3.0.0/PP-OCRv6_{size}_{task}_infer.tar")
+    post = find_arch(ARCH).processing["PostProcess"]  # the official inference.yml's values
+    assert (post["thresh"], post["box_thresh"], post["max_candidates"], post["unclip_ratio"]) \
+        == (0.2, 0.45, 3000, 1.4)
