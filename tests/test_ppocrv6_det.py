@@ -167,6 +167,20 @@ def test_training_form_to_transformers_equals_paddle(exported):
     with torch.inference_mode():
         got = hf_model(pixel_values=torch.from_numpy(x)).last_hidden_state.numpy()
     assert np.abs(got - ref).max() < 1e-4
+    # the renames are exact: with transformers' constants (hardsigmoid 1/6 in the backbone's
+    # SE) our float64 model, fused where transformers is, equals transformers' in float64
+    import copy
+
+    from test_transformers_bridge import _outputs, _with_transformers_constants
+
+    ours = copy.deepcopy(conv.model)
+    for module in list(ours.modules()):
+        if type(module).__name__ in ("RepDWConv", "DilatedReparamBlock"):
+            module.reparameterize()
+    theirs = copy.deepcopy(hf_model).double().eval()
+    x64 = torch.from_numpy(np.random.RandomState(8).uniform(-1, 1, [1, 3, 64, 96]))
+    a, b = _outputs(theirs, _with_transformers_constants(ours), x64)
+    assert (a - b).abs().max().item() <= 1e-9
     # a config that does not fit the weights: one line, before anything is written
     from ptocr.errors import MappingError
 
