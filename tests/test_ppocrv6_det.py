@@ -240,3 +240,24 @@ def test_ocr_version_pp_ocrv6_selects_the_small_tier_with_its_export_settings():
     post = find_arch(ARCH).processing["PostProcess"]  # the official inference.yml's values
     assert (post["thresh"], post["box_thresh"], post["max_candidates"], post["unclip_ratio"]) \
         == (0.2, 0.45, 3000, 1.4)
+
+
+def test_a_tiny_det_folder_without_ptocr_record_reads_back_as_tiny(tmp_path):
+    """PPOCRV6SmallDetForObjectDetection serves both PP-OCRv6 small and tiny det: a folder
+    as PaddlePaddle publishes them (no ptocr.json) is read with the table whose backbone its
+    config has."""
+    import ptocr
+    from ptocr.converter import hf
+    from ptocr.models import build
+
+    spec = find_arch("PP-OCRv6_tiny_det")
+    torch.manual_seed(0)
+    model = build(spec.architecture).eval()
+    hf_model, _cfg = hf.to_transformers(model, spec.architecture, spec)
+    hf.write_folder(tmp_path / "tiny", hf_model, spec, {"arch": spec.name})
+    (tmp_path / "tiny" / hf.PTOCR_FILE).unlink()
+    back = ptocr.load(tmp_path / "tiny")
+    assert back.ptocr_meta["arch"] == "PP-OCRv6_tiny_det"
+    x = torch.rand(1, 3, 64, 64)
+    with torch.inference_mode():
+        assert (back(x) - model(x)).abs().max().item() < 1e-5
