@@ -66,7 +66,7 @@ def _stage_options(stage):
 def _with_model_choice(f):
     """--ocr-version / --lang: which default models (PaddleOCR's mapping)."""
     return _apply(f, [
-        click.option("--ocr-version", help="PP-OCRv5 (default) | PP-OCRv4 | PP-OCRv3 | PP-OCRv2"
+        click.option("--ocr-version", help="PP-OCRv5 (default) | PP-OCRv6 | PP-OCRv4 | PP-OCRv3 | PP-OCRv2"
                      " | PP-OCR: which official models when no path is given."),
         click.option("--lang", help="PaddleOCR language code (ch, en, japan, korean, "
                      "chinese_cht, latin, arabic, cyrillic, devanagari, ta, te, ka, french, "

@@ -157,7 +157,9 @@ def to_transformers(model, arch, spec, user_config=None):
     place for them) are set aside as ``hf_model.ptocr_only_state`` for ``write_folder``."""
     hf = section(spec)
     model = _fused(model, hf, copy_first=True)
-    state = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    drop = [re.compile(p) for p in hf.get("drop") or ()]  # training-only branches
+    state = {k: v for k, v in model.state_dict().items()
+             if not k.endswith("num_batches_tracked") and not any(p.search(k) for p in drop)}
     state = _padding_rows_zeroed(model, state)
     cfg = hf_config(spec, arch, state)
     if user_config is not None:
@@ -310,12 +312,23 @@ def is_folder(path):
     return isinstance(cfg, dict) and "model_type" in cfg
 
 
-def _spec_for(model_type, arch=None):
-    """The table of a transformers model_type: the one ptocr's own record names, else the
-    table that defines the section (not one that shares it)."""
+def _fits(spec, cfg):
+    """Whether a folder's config has the backbone a table writes (one transformers class can
+    serve several tables: PPOCRV6SmallDet is PP-OCRv6 small and tiny det)."""
+    want = (section(spec).get("config") or {}).get("backbone_config") or {}
+    have = (cfg or {}).get("backbone_config") or {}
+    same = lambda a, b: json.loads(json.dumps(a)) == json.loads(json.dumps(b))  # tuples/lists
+    return all(same(v, have[k]) for k, v in want.items() if k in have)
+
+
+def _spec_for(model_type, arch=None, cfg=None):
+    """The table of a transformers model_type: the one ptocr's own record names, else one
+    whose backbone the config has, the table that defines the section (not one that shares
+    it) first."""
     found = [s for s in list_archs().values()
              if has_transformers(s) and section(s)["model_type"] == model_type]
-    for spec in sorted(found, key=lambda s: (s.name != arch, "shared_from" in section(s))):
+    for spec in sorted(found, key=lambda s: (s.name != arch, not _fits(s, cfg),
+                                             "shared_from" in section(s))):
         return spec
     raise PtocrError(f"transformers model_type {model_type!r}: no ptocr architecture has "
                      "this transformers class (`ptocr archs` marks the ones that have)")
@@ -393,7 +406,7 @@ def load_folder(path):
     path = Path(path)
     cfg = _read_json(path / "config.json")
     own = _read_json(path / PTOCR_FILE) if (path / PTOCR_FILE).is_file() else {}
-    spec = _spec_for(cfg.get("model_type"), own.get("arch"))
+    spec = _spec_for(cfg.get("model_type"), own.get("arch"), cfg)
     hf = section(spec)
     arch = ptocr_arch(spec, cfg)
     try:

@@ -22,7 +22,7 @@ import yaml
 from ptocr.converter import formats
 from ptocr.converter.convert import convert
 from ptocr.converter.mapping import find_arch
-from ptocr.converter.verify import PaddleProgram
+from ptocr.converter.verify import PaddleProgram, verify
 
 from conftest import run_cli
 
@@ -31,7 +31,10 @@ REF = HERE / "paddle_v6_ref.py"
 ARCH = "PP-OCRv6_small_rec"
 DICT = list("abcdefghij")  # + blank + space: 12 classes
 CFG = {"model_size": "small", "classes": 12, "input": [3, 48, None],
-       "neck": {"dims": 120, "depth": 2, "mlp_ratio": 2.0, "local_kernel": 7}}
+       "neck": {"dims": 120, "depth": 2, "mlp_ratio": 2.0, "local_kernel": 7}, "dir": "small"}
+# PP-OCRv6_tiny_rec: the simple stem, a reshape neck, the CTC head's guide layer and two fcs
+TINY = {"model_size": "tiny", "classes": 12, "input": [3, 48, None], "mid_channels": 80,
+        "use_guide": True, "neck": {"name": "reshape"}, "dir": "tiny"}
 
 
 @pytest.fixture(scope="module")
@@ -41,20 +44,21 @@ def exported(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("v6rec")
     dict_file = tmp / "dict.txt"
     dict_file.write_text("\n".join(DICT) + "\n", encoding="utf-8")
-    res = subprocess.run([sys.executable, str(REF), "pir", str(tmp), json.dumps(CFG)],
+    res = subprocess.run([sys.executable, str(REF), "pir", str(tmp), json.dumps([CFG, TINY])],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
+    tiny, tmp = tmp / "tiny", tmp / "small"
     # the real table, verified on one random batch and one real word (the time budget)
     data = yaml.safe_load(find_arch(ARCH).path.read_text(encoding="utf-8"))
     data.update(name="test_PP-OCRv6_small_rec", aliases=[])
     data["inputs"] = {"shapes": [[2, 3, 48, 160]], "images": ["words/en_word_1.png"]}
     table = tmp / "table.yaml"
     table.write_text(yaml.safe_dump(data), encoding="utf-8")
-    return tmp / "train", tmp / "train.pdparams", tmp / "deploy", dict_file, table
+    return tmp / "train", tmp / "train.pdparams", tmp / "deploy", dict_file, table, tiny
 
 
 def test_deploy_export_converts_and_verifies_with_the_cli(exported, tmp_path):
-    _train, _pdparams, deploy, dict_file, table = exported
+    _train, _pdparams, deploy, dict_file, table, _tiny = exported
     out, report = tmp_path / "v6.pth", tmp_path / "report.json"
     res = run_cli("convert", "--arch", table, "--paddle-dir", deploy, "--out", out,
                   "--rec-dict", dict_file, "--use-space-char", "--require-verify",
@@ -68,7 +72,7 @@ def test_deploy_export_converts_and_verifies_with_the_cli(exported, tmp_path):
 
 
 def test_training_pdparams_equals_the_training_program_and_fuses_exactly(exported):
-    train, pdparams, _deploy, _dict, _table = exported
+    train, pdparams, _deploy, _dict, _table, _tiny = exported
     conv = convert(pdparams, ARCH)
     model = conv.model
     assert conv.config["Backbone"]["deploy"] is False
@@ -91,7 +95,7 @@ def test_training_pdparams_equals_the_training_program_and_fuses_exactly(exporte
 def test_a_broken_mapping_is_refused(exported, tmp_path):
     """Two equally shaped fused depthwise kernels swapped after the mapping: the verifier
     refuses the model."""
-    _train, _pdparams, deploy, _dict, table = exported
+    _train, _pdparams, deploy, _dict, table, _tiny = exported
     weights = formats.read(deploy)
     conv = convert(None, weights=weights, spec=find_arch(str(table)))
     state = conv.model.state_dict()
@@ -99,8 +103,6 @@ def test_a_broken_mapping_is_refused(exported, tmp_path):
     b = a.replace("blocks4.1", "blocks4.2")
     state[a], state[b] = state[b].clone(), state[a].clone()
     conv.model.load_state_dict(state)
-    from ptocr.converter.verify import verify
-
     report = verify(weights, conv.model, conv.spec, images=False)
     assert not report["passed"]
 
@@ -111,7 +113,7 @@ def test_a_broken_mapping_is_refused(exported, tmp_path):
 def test_deploy_export_to_transformers_verifies_and_loads(exported, tmp_path):
     from transformers import PPOCRV6SmallRecForTextRecognition
 
-    _train, _pdparams, deploy, dict_file, table = exported
+    _train, _pdparams, deploy, dict_file, table, _tiny = exported
     out, report = tmp_path / "hf", tmp_path / "hf.json"
     res = run_cli("convert", "--arch", table, "--paddle-dir", deploy, "--to", "transformers",
                   "--out", out, "--rec-dict", dict_file, "--use-space-char",
@@ -134,7 +136,7 @@ def training_to_hf(exported, tmp_path_factory):
     """(direct ptocr conversion of the .pdparams, its transformers model, folder)."""
     from ptocr.converter import hf
 
-    _train, pdparams, _deploy, _dict, table = exported
+    _train, pdparams, _deploy, _dict, table, _tiny = exported
     conv = convert(pdparams, weights=None, spec=find_arch(str(table)))
     hf_model, _ = hf.to_transformers(conv.model, conv.config, conv.spec)
     folder = tmp_path_factory.mktemp("v6hf") / "rec"
@@ -178,3 +180,44 @@ def test_mapping_is_exact_once_transformers_constants_are_taken(training_to_hf):
     x = torch.from_numpy(np.random.RandomState(6).uniform(-1, 1, [1, 3, 48, 96]))
     got, want = _outputs(theirs, ours, x, (theirs.head.head, ours.head.ctc_head.fc))
     assert (got - want).abs().max().item() <= 1e-9
+
+
+# ---- PP-OCRv6_tiny_rec
+
+def test_tiny_deploy_converts_verifies_and_training_form_fuses_exactly(exported):
+    tiny = exported[-1]
+    data = yaml.safe_load(find_arch("PP-OCRv6_tiny_rec").path.read_text(encoding="utf-8"))
+    data.update(name="test_PP-OCRv6_tiny_rec", aliases=[], model_names=[])
+    data["inputs"] = {"shapes": [[2, 3, 48, 160]], "images": []}
+    table = tiny / "table.yaml"
+    table.write_text(yaml.safe_dump(data), encoding="utf-8")
+    spec = find_arch(str(table))
+    weights = formats.read(tiny / "deploy")
+    deployed = convert(None, weights=weights, spec=spec)
+    assert deployed.config["Backbone"]["deploy"] is True
+    assert deployed.config["Head"]["out_channels_list"]["CTCLabelDecode"] == 12
+    report = verify(weights, deployed.model, deployed.spec, images=False)
+    assert report["passed"] and max(r["max_abs"] for r in report["results"]) < 1e-4
+    trained = convert(tiny / "train.pdparams", weights=None, spec=spec)
+    model = trained.model
+    assert hasattr(model.backbone.blocks2[0].token_mixer.rep_dw, "conv1")
+    x = np.random.RandomState(7).uniform(-1, 1, [2, 3, 48, 128]).astype(np.float32)
+    ref = PaddleProgram(formats.read(tiny / "train"))(x)[0]
+    with torch.inference_mode():
+        ours = model(torch.from_numpy(x)).numpy()
+        model.reparameterize()
+        fused = model(torch.from_numpy(x)).numpy()
+    assert ours.shape == ref.shape == (2, 16, 12)
+    assert np.abs(ours - ref).max() < 1e-4 and np.abs(fused - ours).max() < 1e-5
+    assert (ref.max(-1) > 0.5).mean() > 0.2  # peaked class probabilities: mix-ups show
+    # transformers' own PPOCRV6TinyRecForTextRecognition (the guide layer as its conv1/norm1,
+    # conv2/norm2): the training checkpoint fills it and it agrees with Paddle
+    from ptocr.converter import hf
+
+    again = convert(tiny / "train.pdparams", weights=None, spec=spec)
+    hf_model, cfg = hf.to_transformers(again.model, again.config, again.spec)
+    assert cfg["hidden_size"] == 80 and cfg["head_out_channels"] == 12
+    with torch.inference_mode():
+        theirs = hf_model(pixel_values=torch.from_numpy(x)).last_hidden_state.numpy()
+    assert np.abs(theirs - ref).max() < 1e-4
+    assert (theirs.argmax(-1) == ref.argmax(-1)).all()

@@ -5,8 +5,9 @@ its shape; optional SE) and a channel mixer (1x1 expand -> GELU -> 1x1 compress,
 the block keeps its shape). Two forms with the same outputs, as PaddleOCR's ``rep()`` leaves
 them: the training form (conv + BN pairs, RepDWConv's three branches) and the deploy form
 (every conv + BN fused into one conv with bias, RepDWConv into ``reparam_conv``).
-``reparameterize()`` turns the first into the second. Only the recognition form (det=False) is
-built here: the detection form (with the RepLKFPN neck) is not ported yet.
+``reparameterize()`` turns the first into the second. The recognition form (det=False) pools
+to one row; the detection form (det=True, PP-OCRv6 det with the RepLKFPN/RepLKPAN necks) has
+the branch stem (``stem``) and four stride-2 stages, and returns their four outputs.
 """
 
 import torch
@@ -45,6 +46,33 @@ NET_CONFIG_REC = {
                "blocks6": []},
 }
 STAGES = ("blocks2", "blocks3", "blocks4", "blocks5", "blocks6")
+
+# the detection form: stem (mid, out), then four stages at strides 4, 8, 16, 32
+NET_CONFIG_DET = {
+    "tiny": {"stem": (16, 32),
+             "blocks_s1": [[3, 32, 32, 1, True], [3, 32, 32, 1, False]],
+             "blocks_s2": [[3, 32, 48, 2, False], [3, 48, 48, 1, True], [3, 48, 48, 1, False]],
+             "blocks_s3": [[3, 48, 64, 2, False]] + [
+                 [3, 64, 64, 1, se] for se in (True, False, True, False)],
+             "blocks_s4": [[3, 64, 160, 2, False], [3, 160, 160, 1, True],
+                           [3, 160, 160, 1, False]]},
+    "small": {"stem": (24, 48),
+              "blocks_s1": [[3, 48, 48, 1, True], [3, 48, 48, 1, False]],
+              "blocks_s2": [[3, 48, 96, 2, False], [3, 96, 96, 1, True], [3, 96, 96, 1, False]],
+              "blocks_s3": [[3, 96, 192, 2, False]] + [
+                  [3, 192, 192, 1, se] for se in (True, False, True, False)],
+              "blocks_s4": [[3, 192, 384, 2, False], [3, 384, 384, 1, True],
+                            [3, 384, 384, 1, False]]},
+    "medium": {"stem": (64, 128),
+               "blocks_s1": [[3, 128, 128, 1, True], [3, 128, 128, 1, False]],
+               "blocks_s2": [[3, 128, 256, 2, False], [3, 256, 256, 1, True],
+                             [3, 256, 256, 1, False]],
+               "blocks_s3": [[3, 256, 512, 2, False]] + [
+                   [3, 512, 512, 1, se] for se in (True, False, True, False)],
+               "blocks_s4": [[3, 512, 896, 2, False], [3, 896, 896, 1, True],
+                             [3, 896, 896, 1, False]]},
+}
+DET_STAGES = ("blocks_s1", "blocks_s2", "blocks_s3", "blocks_s4")
 
 
 def _fuse(conv, bn):
@@ -210,27 +238,40 @@ class LCNetV4Block(nn.Module):
 class PPLCNetV4(nn.Module):
     def __init__(self, in_channels=3, model_size="small", det=False, deploy=False, **_):
         super().__init__()
-        if det:
-            raise ValueError("PPLCNetV4: the detection form (PP-OCRv6 det) is not ported yet")
-        if model_size not in NET_CONFIG_REC:
-            raise ValueError(f"PPLCNetV4 model_size must be one of {list(NET_CONFIG_REC)}, "
-                             f"not {model_size!r}")
-        cfg = NET_CONFIG_REC[model_size]
+        self.det = bool(det)
+        table = NET_CONFIG_DET if self.det else NET_CONFIG_REC
+        if model_size not in table:
+            raise ValueError(f"PPLCNetV4 ({'det' if self.det else 'rec'}) model_size must be "
+                             f"one of {list(table)}, not {model_size!r}")
+        cfg = table[model_size]
         mid, out = cfg["stem"]
-        if cfg["stem_type"] == "branch":
+        if self.det:
+            self.stem = StemBlock(in_channels, mid, out, deploy)
+            self.stages = DET_STAGES
+        elif cfg["stem_type"] == "branch":
             self.conv1 = StemBlock(in_channels, mid, out, deploy)
         else:  # PaddleOCR's simple stem is a Sequential with no rep(): it stays conv + BN
             self.conv1 = nn.Sequential(ConvBN(in_channels, mid, 3, 2, 1), nn.GELU(),
                                        ConvBN(mid, out, 3, 2, 1))
-        for stage in STAGES:
+        if not self.det:
+            self.stages = STAGES
+        for stage in self.stages:
             setattr(self, stage, nn.Sequential(*[
                 LCNetV4Block(cin, cout, s, k, se, deploy=deploy)
                 for k, cin, cout, s, se in cfg[stage]]))
-        self.out_channels = [cfg[s][-1][2] for s in STAGES if cfg[s]][-1]
+        ends = [cfg[s][-1][2] for s in self.stages if cfg[s]]
+        self.out_channels = ends if self.det else ends[-1]
 
     def forward(self, x):
+        if self.det:
+            outs = []
+            x = self.stem(x)
+            for stage in self.stages:
+                x = getattr(self, stage)(x)
+                outs.append(x)
+            return outs
         x = self.conv1(x)
-        for stage in STAGES:
+        for stage in self.stages:
             x = getattr(self, stage)(x)
         if self.training:
             return F.adaptive_avg_pool2d(x, [1, 40])
@@ -239,10 +280,10 @@ class PPLCNetV4(nn.Module):
     @torch.no_grad()
     def reparameterize(self):
         """PaddleOCR's ``rep()``: the deploy form, same outputs."""
-        if isinstance(self.conv1, StemBlock):
-            for layer in (self.conv1.stem1, self.conv1.stem2a, self.conv1.stem2b,
-                          self.conv1.stem3, self.conv1.stem4):
+        stem = self.stem if self.det else self.conv1
+        if isinstance(stem, StemBlock):
+            for layer in (stem.stem1, stem.stem2a, stem.stem2b, stem.stem3, stem.stem4):
                 layer.reparameterize()
-        for stage in STAGES:
+        for stage in self.stages:
             for block in getattr(self, stage):
                 block.reparameterize()

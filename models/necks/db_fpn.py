@@ -185,3 +185,165 @@ class LKPAN(_PyramidNeck):
             for i in (3, 2, 1, 0):  # Paddle refines p5 first
                 p[i] = getattr(self, f"incl{i + 1}")(p[i])
         return fuse(p)
+
+
+# ---- PP-OCRv6: large-kernel re-parameterizable necks (PaddleOCR's db_fpn.py RepLKFPN,
+# RepLKPAN, after UniRepLKNet's dilated re-parameterization)
+
+# kernel -> the dilated branches [(kernel, dilation)] beside the large kernel (PaddleOCR's table)
+DILATED_BRANCHES = {5: ((3, 1), (3, 2)), 7: ((5, 1), (3, 2), (3, 3)),
+                    9: ((5, 1), (5, 2), (3, 3), (3, 4)),
+                    11: ((5, 1), (5, 2), (3, 3), (3, 4), (3, 5)),
+                    13: ((5, 1), (7, 2), (3, 3), (3, 4), (3, 5))}
+
+
+def _fuse_bn(weight, bn):
+    scale = bn.weight / (bn.running_var + bn.eps).sqrt()
+    return weight * scale.reshape(-1, 1, 1, 1), bn.bias - bn.running_mean * scale
+
+
+def _undilate(kernel, r):
+    """A dilated kernel as the equivalent dense one (zeros between the taps)."""
+    if r == 1:
+        return kernel
+    c, g, k, _ = kernel.shape
+    out = kernel.new_zeros(c, g, r * (k - 1) + 1, r * (k - 1) + 1)
+    out[:, :, ::r, ::r] = kernel
+    return out
+
+
+class DilatedReparamBlock(nn.Module):
+    """Depthwise large-kernel conv + BN beside dilated depthwise conv + BN branches, summed;
+    deploy form: one depthwise large-kernel conv with bias (``lk_origin``)."""
+
+    def __init__(self, channels, kernel_size=9, deploy=False):
+        super().__init__()
+        if kernel_size not in DILATED_BRANCHES:
+            raise ValueError(f"DilatedReparamBlock kernel_size must be one of "
+                             f"{sorted(DILATED_BRANCHES)}, not {kernel_size}")
+        self.kernel_size, self.deploy = kernel_size, deploy
+        self.branches = DILATED_BRANCHES[kernel_size]
+        self.lk_origin = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2,
+                                   groups=channels, bias=deploy)
+        if not deploy:
+            self.origin_bn = batch_norm(channels)
+            for k, r in self.branches:
+                setattr(self, f"dil_conv_k{k}_{r}", nn.Conv2d(
+                    channels, channels, k, padding=r * (k - 1) // 2, dilation=r,
+                    groups=channels, bias=False))
+                setattr(self, f"dil_bn_k{k}_{r}", batch_norm(channels))
+
+    def forward(self, x):
+        if self.deploy:
+            return self.lk_origin(x)
+        out = self.origin_bn(self.lk_origin(x))
+        for k, r in self.branches:
+            out = out + getattr(self, f"dil_bn_k{k}_{r}")(getattr(self, f"dil_conv_k{k}_{r}")(x))
+        return out
+
+    @torch.no_grad()
+    def reparameterize(self):
+        if self.deploy:
+            return
+        weight, bias = _fuse_bn(self.lk_origin.weight, self.origin_bn)
+        for k, r in self.branches:
+            w, b = _fuse_bn(getattr(self, f"dil_conv_k{k}_{r}").weight,
+                            getattr(self, f"dil_bn_k{k}_{r}"))
+            w = _undilate(w, r)
+            pad = (self.kernel_size - w.shape[-1]) // 2
+            weight, bias = weight + nn.functional.pad(w, [pad] * 4), bias + b
+            delattr(self, f"dil_conv_k{k}_{r}")
+            delattr(self, f"dil_bn_k{k}_{r}")
+        conv = self.lk_origin
+        self.lk_origin = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size,
+                                   padding=conv.padding, groups=conv.groups, bias=True,
+                                   device=weight.device, dtype=weight.dtype)
+        self.lk_origin.weight.copy_(weight)
+        self.lk_origin.bias.copy_(bias)
+        del self.origin_bn
+        self.deploy = True
+
+
+class DilatedReparamConv(nn.Module):
+    """DilatedReparamBlock (depthwise) -> 1x1 conv -> BN: a large standard conv's stand-in;
+    deploy form: the fused depthwise conv, then the 1x1 conv with BN folded in (bias)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size=9, deploy=False):
+        super().__init__()
+        self.deploy = deploy
+        self.dw = DilatedReparamBlock(in_channels, kernel_size, deploy)
+        self.pw = nn.Conv2d(in_channels, out_channels, 1, bias=deploy)
+        self.bn = None if deploy else batch_norm(out_channels)
+
+    def forward(self, x):
+        x = self.pw(self.dw(x))
+        return x if self.bn is None else self.bn(x)
+
+    @torch.no_grad()
+    def reparameterize(self):
+        self.dw.reparameterize()
+        if self.bn is None:
+            return
+        weight, bias = _fuse_bn(self.pw.weight, self.bn)
+        self.pw = nn.Conv2d(self.pw.in_channels, self.pw.out_channels, 1, bias=True,
+                            device=weight.device, dtype=weight.dtype)
+        self.pw.weight.copy_(weight)
+        self.pw.bias.copy_(bias)
+        self.bn = None
+        self.deploy = True
+
+
+@register("Neck")
+class RepLKFPN(_PyramidNeck):
+    """RSEFPN with each 3x3 output conv replaced by a dilated re-parameterizable depthwise
+    conv, a 1x1 conv and SE (PP-OCRv6 small/tiny det). PaddleOCR's configs name it
+    UniRepLKFPN (registered below under that name too)."""
+
+    def __init__(self, in_channels, out_channels, shortcut=True, dilated_kernel_size=7,
+                 intracl=False, deploy=False, **_):
+        super().__init__()
+        self.out_channels, self.shortcut = out_channels, shortcut
+        quarter = out_channels // 4
+        self.ins_conv = nn.ModuleList(RSELayer(c, out_channels, 1, shortcut) for c in in_channels)
+        self.inp_conv_dw = nn.ModuleList(
+            DilatedReparamBlock(out_channels, dilated_kernel_size, deploy) for _ in in_channels)
+        self.inp_conv_pw = nn.ModuleList(nn.Conv2d(out_channels, quarter, 1, bias=False)
+                                         for _ in in_channels)
+        self.inp_conv_se = nn.ModuleList(SEModule(quarter) for _ in in_channels)
+        self.intracl = bool(intracl)
+        if self.intracl:
+            for i in (1, 2, 3, 4):
+                setattr(self, f"incl{i}", IntraCLBlock(quarter, reduce_factor=2))
+
+    def _inp(self, i, x):
+        x = self.inp_conv_pw[i](self.inp_conv_dw[i](x))
+        return x + self.inp_conv_se[i](x) if self.shortcut else self.inp_conv_se[i](x)
+
+    def convs(self):
+        return self.ins_conv, [lambda x, i=i: self._inp(i, x) for i in range(4)]
+
+    def forward(self, x):
+        p = self.levels(x)
+        if self.intracl:
+            for i in (3, 2, 1, 0):
+                p[i] = getattr(self, f"incl{i + 1}")(p[i])
+        return fuse(p)
+
+
+@register("Neck")
+class RepLKPAN(LKPAN):
+    """LKPAN with its 9x9 output and lateral convs replaced by DilatedReparamConv (PP-OCRv6
+    medium det; PaddleOCR's configs name it UniRepLKPAN)."""
+
+    def __init__(self, in_channels, out_channels, mode="large", intracl=False, deploy=False,
+                 **_):
+        super().__init__(in_channels, out_channels, mode, intracl)
+        quarter = out_channels // 4
+        self.inp_conv = nn.ModuleList(DilatedReparamConv(out_channels, quarter, 9, deploy)
+                                      for _ in in_channels)
+        self.pan_lat_conv = nn.ModuleList(DilatedReparamConv(quarter, quarter, 9, deploy)
+                                          for _ in in_channels)
+
+
+register("Neck", "UniRepLKFPN")(RepLKFPN)
+register("Neck", "UniRepLKPAN")(RepLKPAN)
