@@ -48,6 +48,11 @@ class LearnableAffineBlock(nn.Module):
     def forward(self, x):
         return self.scale * x + self.bias
 
+    def conv_affine(self):
+        """(scale, shift): where this block reads a conv's output alone (after each rep
+        layer's conv), ptocr.load's fast form folds it into that conv (models/fuse.py)."""
+        return self.scale, self.bias
+
 
 class Act(nn.Module):
     def __init__(self, act="hswish"):
