@@ -467,6 +467,8 @@ def format_table(report):
         f64 = fused.get("float64_max_abs")
         lines.append(f"fused form ({fused.get('folded', 0)} conv+BN folded, "
                      f"{fused.get('rep_blocks', 0)} rep blocks"
+                     + (f", {fused['affine_folded']} conv+affine folded"
+                        if fused.get("affine_folded") else "")
                      + (", channels_last" if fused.get("channels_last") else "") + "): "
                      + (f"float64 max_abs {f64:.3g}, " if f64 is not None else "")
                      + (f"fp32 max_abs {fused['max_abs']:.3g}"
