@@ -150,7 +150,8 @@ def forms(ckpt, shape, tmp, only=None):
     cl = fused.ptocr_fused["channels_last"]
     contiguous = ptocr.load(ckpt).to(memory_format=torch.contiguous_format)
     yield "fused, contiguous", torch_fn(contiguous), None, None, \
-        f"{fused.ptocr_fused['folded']} conv+BN folded"
+        (f"{fused.ptocr_fused['folded']} conv+BN, "
+         f"{fused.ptocr_fused.get('affine_folded', 0)} conv+affine folded")
     if cl:
         yield "fused, channels_last (ptocr.load)", torch_fn(fused), None, None, \
             "ptocr.load's default form"

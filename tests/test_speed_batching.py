@@ -2,9 +2,13 @@
 into shared batches. Correctness only (never speed): its results are those of one image at a
 time, bitwise (texts, boxes and scores), on real images with the real official models; bad
 images come back as their errors in place; the fast form ptocr.load gives these backbones is
-channels_last and within the tolerance of the training form."""
+channels_last, folds PPLCNetV3's affine blocks into their convs (refolded after an edit, and
+picklable), and stays within the tolerance of the training form."""
 
-import cv2
+import io
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -21,15 +25,17 @@ IMAGES = ["images/img_12.jpg", "images/1.jpg", "images/img_11.jpg", "words/en_wo
 
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory, models):
-    from tests.conftest import run_cli
-
     out = tmp_path_factory.mktemp("batching")
-    paths = {}
-    for task, arch in (("det", DET), ("rec", REC), ("cls", CLS)):
+    paths, procs = {}, []
+    for task, arch in (("det", DET), ("rec", REC), ("cls", CLS)):  # the three at once
         paths[task] = out / f"{arch}.pth"
-        res = run_cli("convert", "--arch", arch, "--paddle-dir", models(arch), "--out",
-                      paths[task], "--no-verify")
-        assert res.returncode == 0, res.stderr
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "ptocr", "convert", "--arch", arch, "--paddle-dir",
+             str(models(arch)), "--out", str(paths[task]), "--no-verify"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+    for proc in procs:
+        _, err = proc.communicate()
+        assert proc.returncode == 0, err
     return paths
 
 
@@ -104,3 +110,17 @@ def test_fast_form_is_channels_last_and_close_to_the_training_form(ckpts):
         with torch.inference_mode():
             a, b = fast(x), plain(x)
         assert float((a - b).abs().max()) < 1e-4
+        if task == "cls":
+            assert "affine_folded" not in fast.ptocr_fused  # MobileNetV3: no affine blocks
+            continue
+        assert fast.ptocr_fused["affine_folded"] == 28  # one per rep layer (PPLCNetV3)
+        # an edit of a folded affine block is seen, as one of a folded BN's tensors
+        name, lab = next((n, m) for n, m in fast.named_modules()
+                         if type(m).__name__ == "FoldedLearnableAffineBlock")
+        with torch.no_grad():
+            for m in (lab, plain.get_submodule(name)):
+                m.scale.mul_(1.5)
+                m.bias.add_(0.25)
+        with torch.inference_mode():
+            assert float((fast(x) - plain(x)).abs().max()) < 1e-4
+        torch.save(fast, io.BytesIO())  # the made Folded class pickles by name
