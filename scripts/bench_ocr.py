@@ -97,7 +97,8 @@ def main():
     ap.add_argument("--paddle-worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.paddle_worker:
-        return paddle_worker(*args.paddle_worker, args.threads, args.rounds, )
+        ckpt_dir, out = args.paddle_worker
+        return paddle_worker(ckpt_dir, args.threads, args.rounds, out)
     import torch
 
     import ptocr
