@@ -141,7 +141,7 @@ class OCR:
         ``errors="return"``: an image that cannot be read or processed gets its error
         (ValueError, OSError) in its place instead of raising."""
         results = [None] * len(images)
-        jobs = []  # (index, image, boxes, crops)
+        jobs = []  # (index of the image, its boxes, their crops)
         with torch.inference_mode():
             for n, image in enumerate(images):
                 try:
@@ -170,9 +170,12 @@ class OCR:
                 if self.cls is not None and cls:
                     crop_lists = self._classify_many(crop_lists)
                 texts = self._recognize_many(crop_lists)
-            except ValueError:
-                if len(jobs) == 1 or errors != "return":
+            except ValueError as exc:
+                if errors != "return":
                     raise
+                if len(jobs) == 1:
+                    results[jobs[0][0]] = exc
+                    return results
                 # one image's crops the processing rejects: find it, one image at a time
                 for n, _, _ in jobs:
                     results[n] = self.many([images[n]], cls=cls, errors=errors)[0]
