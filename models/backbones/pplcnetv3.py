@@ -168,8 +168,8 @@ class LCNetV3Block(nn.Module):
 
 @register("Backbone")
 class PPLCNetV3(nn.Module):
-    # ptocr.load's fast form: channels_last, measured 1.6-1.8x faster in eager on CPU
-    # (oneDNN's depthwise and 1x1 convs run NHWC without reorders)
+    # ptocr.load's fast form: channels_last (oneDNN's depthwise and 1x1 convs run NHWC
+    # without reorders); faster in eager on a quiet 2-core machine (README Benchmarks)
     prefers_channels_last = True
 
     def __init__(self, in_channels=3, scale=1.0, conv_kxk_num=4, det=False, deploy=False,
