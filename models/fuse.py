@@ -110,7 +110,9 @@ def conv_bn_pairs(model, example):
 
 def _is_follower(m):
     """A module a conv's output can fold into: BN, or a block declaring ``conv_affine()``
-    (a per-channel or scalar y = scale * x + shift, e.g. PPLCNetV3's LearnableAffineBlock)."""
+    (a per-channel or scalar y = scale * x + shift, e.g. PPLCNetV3's LearnableAffineBlock).
+    ``conv_affine()`` returns the block's own tensors, not values computed from them: their
+    version counters are how an edit is seen (refold)."""
     return isinstance(m, nn.modules.batchnorm._BatchNorm) or _is_affine(m)
 
 
