@@ -6,7 +6,7 @@ CACHE  := .cache
 OUT    := build/demo
 STAMP  := $(VENV)/.ptocr-installed
 
-.PHONY: install weights demo test bench fuzz zoo fidelity clean
+.PHONY: install weights demo test bench bench-more fuzz zoo fidelity clean
 
 install: $(STAMP)
 
@@ -57,9 +57,12 @@ bench: weights
 	$(BIN)/python -m pip install -q --no-deps rapidocr-onnxruntime==1.4.4
 	@mkdir -p build
 	$(BIN)/python scripts/bench_models.py --json build/bench_models.json
+	$(BIN)/python scripts/bench_ocr.py
+
+# conversion and verification time, corpus throughput (in-process vs Ray)
+bench-more: weights
 	$(BIN)/python scripts/bench_convert.py
 	$(BIN)/python scripts/bench_verify.py
-	$(BIN)/python scripts/bench_ocr.py
 	$(BIN)/python scripts/bench_corpus.py
 
 # every official model: fetched where reachable, converted, verified; build/zoo/report.md

@@ -204,7 +204,8 @@ def _vis_name(path, page, tag):
               "a local Ray.")
 @click.option("--num-workers", type=int, help="Ray workers (default: one per CPU).")
 @click.option("--batch-size", type=int, default=8, show_default=True,
-              help="Images per Ray batch.")
+              help="Images whose text crops share classifier and recogniser batches (the "
+              "same results as one image at a time); Ray: images per Ray batch.")
 @click.option("--shard-size", type=int, default=1000, show_default=True,
               help="Rows per output shard.")
 @click.option("--path-column", default="path", show_default=True,
@@ -223,8 +224,6 @@ def ocr(inputs, det, rec, cls_path, use_angle_cls, e2e_path, ocr_version, lang, 
     still in the output), 2 when none could.
     """
     from tqdm import tqdm
-
-    from ..converter.checkpoint import write_bytes_atomic
 
     model_engine = engine if engine in ("compiled", "aoti") else "eager"
     if e2e_path and (det or rec or cls_path or use_angle_cls):
@@ -263,20 +262,43 @@ def ocr(inputs, det, rec, cls_path, use_angle_cls, e2e_path, ocr_version, lang, 
         find_font(vis_font)  # fail before the batch, not after it
         Path(vis_dir).mkdir(parents=True, exist_ok=True)
     results, failures = {}, []
-    for path, page, img in tqdm(_pages(paths, page_list, failures), desc="ocr", unit="page",
-                                disable=None):
-        records = system(img)
-        if page is None:
-            results[path.name] = records
-        else:
-            results.setdefault(path.name, []).extend({"page": page, **r} for r in records)
-        if vis_dir:
-            import cv2
-
-            ok, data = cv2.imencode(".jpg", draw(img, records, vis_font))
-            write_bytes_atomic(Path(vis_dir) / _vis_name(path, page, "ocr"), data.tobytes(),
-                               overwrite=overwrite)
+    bar = tqdm(desc="ocr", unit="img", disable=None, dynamic_ncols=True)  # images/s
+    for chunk in _chunks(_pages(paths, page_list, failures), batch_size):
+        for (path, page, img), records in zip(chunk, system.many([c[2] for c in chunk])):
+            _record(results, path, page, img, records, vis_dir, vis_font, overwrite)
+        bar.update(len(chunk))
+    bar.close()
     _finish(results, json_out, overwrite, failures, len(paths))
+
+
+def _chunks(items, size):
+    """Lists of up to ``size`` consecutive items: the images that share classifier and
+    recogniser batches (OCR.many, bitwise the results of one image at a time)."""
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= max(1, size):
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _record(results, path, page, img, records, vis_dir, vis_font, overwrite):
+    from ..converter.checkpoint import write_bytes_atomic
+
+    if page is None:
+        results[path.name] = records
+    else:
+        results.setdefault(path.name, []).extend({"page": page, **r} for r in records)
+    if vis_dir:
+        import cv2
+
+        from ..pipeline.visualize import draw
+
+        ok, data = cv2.imencode(".jpg", draw(img, records, vis_font))
+        write_bytes_atomic(Path(vis_dir) / _vis_name(path, page, "ocr"), data.tobytes(),
+                           overwrite=overwrite)
 
 
 def _cached(path, task, ocr_version, lang):

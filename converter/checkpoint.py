@@ -122,17 +122,15 @@ def load_model(path, map_location="cpu", fuse=True):
         from ..models.fuse import fuse as fuse_model
 
         fuse_model(model, example_inputs(meta, map_location),
-                   channels_last=channels_last(meta))
+                   channels_last=channels_last(model))
     return model
 
 
-# channels_last weights where measured faster on CPU (scripts/bench_ocr.py, README
-# Benchmarks): per task; tasks not listed keep the contiguous layout
-CHANNELS_LAST = {}
-
-
-def channels_last(meta):
-    return CHANNELS_LAST.get((meta.get("extra") or {}).get("task"), False)
+def channels_last(model):
+    """Whether ptocr.load's fast form holds channels_last weights: where its backbone class
+    says that layout was measured faster on CPU (``prefers_channels_last``, README
+    Benchmarks). The verifier judges the same form (verify.fused_form_report)."""
+    return bool(getattr(getattr(model, "backbone", None), "prefers_channels_last", False))
 
 
 def example_inputs(meta, device="cpu"):

@@ -188,9 +188,11 @@ def from_paddle(path, rec_dict=None, use_space_char=None, task=None):
         "parity": {"verified": False, "reason": "converted on the fly"},
         "extra": {"task": conv.spec.task, **(chars or {})}, "processing": conv.processing}
     from ..models.fuse import fuse
-    from .checkpoint import example_inputs
+    from .checkpoint import channels_last, example_inputs
 
-    _CONVERTED[key] = fuse(conv.model.eval(), example_inputs(conv.model.ptocr_meta))
+    # the same fast form as ptocr.load of the converted checkpoint
+    _CONVERTED[key] = fuse(conv.model.eval(), example_inputs(conv.model.ptocr_meta),
+                           channels_last=channels_last(conv.model))
     return _CONVERTED[key]
 
 

@@ -440,9 +440,12 @@ def fused_form_report(model, spec, inputs, paddle_refs, refs64, runs_in_float64=
     if not inputs:
         return {"passed": False, "results": []}
     x0 = inputs[0][1]  # an array, or the list of a multi-input program's inputs
+    from .checkpoint import channels_last
+
     fused = fuse(copy.deepcopy(model),
                  tuple(torch.from_numpy(np.asarray(a)) for a in (x0 if isinstance(x0, list)
-                                                                  else [x0])))
+                                                                  else [x0])),
+                 channels_last=channels_last(model))
     fused64 = torch_float64(fused) if refs64 is not None else None
     exact_model, out_rows = None, []
     for index, ((label, x), ref_outs) in enumerate(zip(inputs, paddle_refs)):
@@ -553,7 +556,10 @@ def format_table(report):
     if fused:
         f64 = fused.get("float64_max_abs")
         lines.append(f"fused form ({fused.get('folded', 0)} conv+BN folded, "
-                     f"{fused.get('rep_blocks', 0)} rep blocks): "
+                     f"{fused.get('rep_blocks', 0)} rep blocks"
+                     + (f", {fused['affine_folded']} conv+affine folded"
+                        if fused.get("affine_folded") else "")
+                     + (", channels_last" if fused.get("channels_last") else "") + "): "
                      + (f"float64 max_abs {f64:.3g}, " if f64 is not None else "")
                      + (f"fp32 max_abs {fused['max_abs']:.3g}"
                         if fused.get("max_abs") is not None else "no outputs")

@@ -44,7 +44,8 @@ def run_corpus(sources, out_dir, det, rec, cls=None, engine="local", fmt="parque
         if todo and engine == "local":
             from .local import run_local
 
-            run_local(todo, models, writer, shard_size, bar.update, threads=threads, **kwargs)
+            run_local(todo, models, writer, shard_size, bar.update, threads=threads,
+                      batch_images=batch_size, **kwargs)
         elif todo and engine == "ray":
             from .ray_data import run_ray
 

@@ -33,9 +33,10 @@ def models_key(paths):
                       sort_keys=True)
 
 
-def ocr_row(system, path, models, img=None, error=None):
+def ocr_row(system, path, models, img=None, error=None, lines=None):
     """The row of one image (errors of reading become the row's error); ``img``/``error``:
-    the image already decoded (engines.local's DataLoader workers) or why it could not be."""
+    the image already decoded (engines.local's DataLoader workers) or why it could not be;
+    ``lines``: the image's result already computed (``OCR.many``), or its error."""
     from ..pipeline import read_image
 
     if error is not None:
@@ -47,8 +48,10 @@ def ocr_row(system, path, models, img=None, error=None):
         return {"path": path, "lines": [], "width": None, "height": None,
                 "error": str(exc), "models": models}
     try:
-        lines = system(img)
-    except ValueError as exc:  # an image the models' processing cannot take
+        if isinstance(lines, (ValueError, OSError)):
+            raise lines
+        lines = system(img) if lines is None else lines
+    except (ValueError, OSError) as exc:  # an image the models' processing cannot take
         return {"path": path, "lines": [], "width": int(img.shape[1]),
                 "height": int(img.shape[0]), "error": str(exc), "models": models}
     return {"path": path, "lines": lines, "width": int(img.shape[1]),

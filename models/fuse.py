@@ -5,7 +5,9 @@ fact of the forward code, not of the module tree (a block may apply its ``bn`` b
 ``conv``, or use a conv's output twice), so it is observed: the model runs once on an example
 input under a TorchFunctionMode that counts every torch call consuming each conv's output. A
 BN is folded into a conv only when the BN's input is that conv's output and nothing else
-reads it (and both run exactly once). Folding is computed in float64 from the float32
+reads it (and both run exactly once). A block that declares ``conv_affine()`` -> (scale,
+shift), a per-channel or scalar affine map (PPLCNetV3's LearnableAffineBlock after each rep
+layer's conv), folds the same way. Folding is computed in float64 from the float32
 parameters and cast back, so the fused float32 weights are the float64 fold rounded once.
 
 The module tree and ``state_dict()`` stay those of the checkpoint: a folded conv keeps its
@@ -85,7 +87,7 @@ def conv_bn_pairs(model, example):
     for name, m in modules.items():
         if isinstance(m, CONVS):
             hooks.append(m.register_forward_hook(conv_hook(name)))
-        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+        elif _is_follower(m):
             hooks.append(m.register_forward_pre_hook(bn_hook(name)))
     try:
         with torch.inference_mode(), counter:
@@ -106,12 +108,26 @@ def conv_bn_pairs(model, example):
     return pairs
 
 
+def _is_follower(m):
+    """A module a conv's output can fold into: BN, or a block declaring ``conv_affine()``
+    (a per-channel or scalar y = scale * x + shift, e.g. PPLCNetV3's LearnableAffineBlock).
+    ``conv_affine()`` returns the block's own tensors, not values computed from them: their
+    version counters are how an edit is seen (refold)."""
+    return isinstance(m, nn.modules.batchnorm._BatchNorm) or _is_affine(m)
+
+
+def _is_affine(m):
+    return callable(getattr(type(m), "conv_affine", None))
+
+
 def _foldable(conv, bn):
-    if type(conv) not in FOLDED or type(bn) not in FOLDED:  # exact classes only
-        return False
-    if bn.running_mean is None or bn.running_var is None:
-        return False
+    if type(conv) not in FOLDED or not (type(bn) in FOLDED or _is_affine(bn)):
+        return False  # exact classes only
     if isinstance(conv, TRANSPOSED) and conv.groups != 1:
+        return False
+    if _is_affine(bn):
+        return all(t.numel() in (1, conv.out_channels) for t in bn.conv_affine())
+    if bn.running_mean is None or bn.running_var is None:
         return False
     return conv.out_channels == bn.num_features
 
@@ -120,13 +136,17 @@ def _fold_tensors(conv, bn):
     """(weight, bias) of conv followed by bn in eval mode, computed in float64, returned in the
     conv weight's dtype and memory format."""
     w = conv.weight.detach()
-    eps = float(torch.tensor(bn.eps, dtype=bn.running_var.dtype))  # as the BN kernel sees it
-    scale = torch.rsqrt(bn.running_var.detach().double() + eps)
-    if bn.weight is not None:
-        scale = scale * bn.weight.detach().double()
-    shift = -bn.running_mean.detach().double() * scale
-    if bn.bias is not None:
-        shift = shift + bn.bias.detach().double()
+    if _is_affine(bn):
+        n = conv.out_channels
+        scale, shift = (t.detach().double().reshape(-1).expand(n) for t in bn.conv_affine())
+    else:
+        eps = float(torch.tensor(bn.eps, dtype=bn.running_var.dtype))  # as BN's kernel sees it
+        scale = torch.rsqrt(bn.running_var.detach().double() + eps)
+        if bn.weight is not None:
+            scale = scale * bn.weight.detach().double()
+        shift = -bn.running_mean.detach().double() * scale
+        if bn.bias is not None:
+            shift = shift + bn.bias.detach().double()
     shape = [1, -1] if isinstance(conv, TRANSPOSED) else [-1, 1]
     fused = w.double() * scale.reshape(shape + [1] * (w.dim() - 2))
     bias = shift if conv.bias is None else conv.bias.detach().double() * scale + shift
@@ -149,6 +169,8 @@ class _Folded:
 
     def _sources(self):
         bn = self.__dict__["_folded_bn"]
+        if _is_affine(bn):
+            return (self.weight, self.bias, *bn.conv_affine())
         return (self.weight, self.bias, bn.weight, bn.bias, bn.running_mean, bn.running_var)
 
     @torch.no_grad()
@@ -227,11 +249,20 @@ FOLDED = {nn.Conv1d: FoldedConv1d, nn.Conv2d: FoldedConv2d, nn.Conv3d: FoldedCon
           nn.BatchNorm2d: FoldedBatchNorm2d, nn.BatchNorm3d: FoldedBatchNorm3d}
 
 
+def _identity_class(cls):
+    """The Folded subclass of a follower class: BN's above, made once for an affine block."""
+    if cls not in FOLDED:
+        name = f"Folded{cls.__name__}"
+        made = type(name, (_FoldedBN, cls), {"__module__": __name__, "__qualname__": name})
+        globals()[name] = FOLDED[cls] = made  # importable by name: the model pickles
+    return FOLDED[cls]
+
+
 def fold(conv, bn):
     """Make ``conv`` compute conv+bn and ``bn`` the identity (in place; classes swapped to
-    their Folded subclasses, parameters untouched)."""
+    their Folded subclasses, parameters untouched). ``bn``: a BN or an affine block."""
     conv.__class__ = FOLDED[type(conv)]
-    bn.__class__ = FOLDED[type(bn)]
+    bn.__class__ = _identity_class(type(bn))
     conv.__dict__["_folded_bn"] = bn  # a reference, not a submodule
     conv.refold()
 
@@ -262,7 +293,8 @@ def _attached(model, name):
 
 
 def fuse(model, example=None, channels_last=False):
-    """The fast eval form, in place: rep blocks reparameterized, conv+BN pairs folded (found
+    """The fast eval form, in place: rep blocks reparameterized, conv+BN pairs (and conv +
+    affine blocks, ``conv_affine()``: info['affine_folded']) folded (found
     by running ``example``, a tuple of inputs), optionally channels_last weights. Returns the
     model with ``model.ptocr_fused`` = {'rep_blocks', 'folded', 'channels_last'[, 'note']}."""
     model.eval()
@@ -276,7 +308,10 @@ def fuse(model, example=None, channels_last=False):
             pairs = []
         for conv, bn in pairs:
             fold(model.get_submodule(conv), model.get_submodule(bn))
-        info["folded"] = len(pairs)
+        affine = sum(_is_affine(model.get_submodule(bn)) for _, bn in pairs)
+        info["folded"] = len(pairs) - affine
+        if affine:
+            info["affine_folded"] = affine
     if channels_last:
         model.to(memory_format=torch.channels_last)
     model.ptocr_fused = info

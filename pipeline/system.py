@@ -49,7 +49,8 @@ def outputs_as_arrays(out):
         out = list(out.values())
     if not isinstance(out, (list, tuple)):
         out = [out]
-    return [o.detach().cpu().numpy() for o in out]
+    # contiguous: a channels_last model's maps would reach cv2 as strided arrays
+    return [o.detach().cpu().contiguous().numpy() for o in out]
 
 
 class Stage:
@@ -125,24 +126,66 @@ class OCR:
 
     def __call__(self, image, cls=True):
         """Lines of one image; ``cls=False`` skips the direction classifier for this call."""
-        img = pp.read_image(image) if isinstance(image, (str, Path)) else image
-        if img is None or getattr(img, "ndim", 0) != 3:
-            raise ValueError("expected a BGR image (H×W×3 array) or an image path")
-        if self.e2e is not None:
-            return self.spot(img)
+        return self.many([image], cls=cls)[0]
+
+    def many(self, images, cls=True, errors="raise"):
+        """Lines of several images, each as ``self(image)`` gives them, with the crops of all
+        of them classified and recognised in shared batches (throughput for folders).
+
+        The batches are those of the images one by one, pooled: each crop is prepared on the
+        canvas its own image's batch gives it (predict_rec's max_wh_ratio), and crops of
+        equal canvas join across images. A crop that was alone in its batch stays alone:
+        torch's kernels for a batch of one differ from those for more (last-bit differences
+        in scores), while the outputs of a crop in batches of two or more are the same bits
+        (tests/test_speed_batching.py checks the results are equal, bitwise, to per image).
+        ``errors="return"``: an image that cannot be read or processed gets its error
+        (ValueError, OSError) in its place instead of raising."""
+        results = [None] * len(images)
+        jobs = []  # (index of the image, its boxes, their crops)
         with torch.inference_mode():
-            boxes = self.detect(img)
-            if len(boxes) == 0:
-                return []
-            boxes = sorted_boxes(boxes)
-            crop = get_minarea_rect_crop if self.polygons else get_rotate_crop_image
-            crops = [crop(img, b.copy()) for b in boxes]
-            if self.cls is not None and cls:
-                crops, _ = self.classify(crops)
-            texts = self.recognize(crops)
-        return [{"box": [[float(x), float(y)] for x, y in box], "text": text,
-                 "score": float(score)}
-                for box, (text, score) in zip(boxes, texts) if score >= self.opt.drop_score]
+            for n, image in enumerate(images):
+                try:
+                    img = pp.read_image(image) if isinstance(image, (str, Path)) else image
+                    if img is None or getattr(img, "ndim", 0) != 3:
+                        raise ValueError("expected a BGR image (H×W×3 array) or an image path")
+                    if self.e2e is not None:
+                        results[n] = self.spot(img)
+                        continue
+                    boxes = self.detect(img)
+                except (ValueError, OSError) as exc:
+                    if errors != "return":
+                        raise
+                    results[n] = exc
+                    continue
+                if len(boxes) == 0:
+                    results[n] = []
+                    continue
+                boxes = sorted_boxes(boxes)
+                crop = get_minarea_rect_crop if self.polygons else get_rotate_crop_image
+                jobs.append((n, boxes, [crop(img, b.copy()) for b in boxes]))
+            if not jobs:
+                return results
+            try:
+                crop_lists = [crops for _, _, crops in jobs]
+                if self.cls is not None and cls:
+                    crop_lists = self._classify_many(crop_lists)
+                texts = self._recognize_many(crop_lists)
+            except ValueError as exc:
+                if errors != "return":
+                    raise
+                if len(jobs) == 1:
+                    results[jobs[0][0]] = exc
+                    return results
+                # one image's crops the processing rejects: find it, one image at a time
+                for n, _, _ in jobs:
+                    results[n] = self.many([images[n]], cls=cls, errors=errors)[0]
+                return results
+        for (n, boxes, _), lines in zip(jobs, texts):
+            results[n] = [{"box": [[float(x), float(y)] for x, y in box], "text": text,
+                           "score": float(score)}
+                          for box, (text, score) in zip(boxes, lines)
+                          if score >= self.opt.drop_score]
+        return results
 
     @property
     def polygons(self):
@@ -191,31 +234,64 @@ class OCR:
         for start in range(0, len(crops), size):
             yield order[start: start + size]
 
+    def _pooled(self, stage, crop_lists, size, ratio=False):
+        """Run ``stage`` on the crops of several images: each image's crops prepared in its
+        own batches (with the batch's max_wh_ratio when ``ratio``), then batches of equal
+        input shapes pooled across images; singletons stay alone (see ``many``).
+        Returns [[post-processed result per crop] per image]."""
+        results = [[None] * len(crops) for crops in crop_lists]
+        pools, alone = {}, []
+        for k, crops in enumerate(crop_lists):
+            for idx in self._batches(crops, size):
+                extra = {}
+                if ratio:
+                    extra["max_wh_ratio"] = max(crops[i].shape[1] / float(crops[i].shape[0])
+                                                for i in idx)
+                items = [(k, i, stage.prepare(crops[i], **extra)) for i in idx]
+                if len(items) == 1:
+                    alone.append(items)
+                    continue
+                keys = items[0][2].get("model_inputs") or ["image"]
+                shape = tuple((key, np.shape(items[0][2][key])) for key in keys)
+                pools.setdefault(shape, []).extend(items)
+        batches = list(alone)
+        for items in pools.values():
+            chunks = [items[s: s + size] for s in range(0, len(items), size)]
+            if len(chunks) > 1 and len(chunks[-1]) == 1:  # never leave one crop alone
+                chunks[-2:] = [chunks[-2] + chunks[-1]]
+            batches.extend(chunks)
+        for items in batches:
+            for (k, i, _), res in zip(items, stage.post(stage.run([d for _, _, d in items]))):
+                results[k][i] = res
+        return results
+
     def classify(self, crops):
         """(crops with those classified as 180° above cls_thresh turned upright,
         [(label, score)] per crop), as predict_cls returns them."""
+        crops, labels = self._classify_many([list(crops)], with_labels=True)
+        return crops[0], labels[0]
+
+    def _classify_many(self, crop_lists, with_labels=False):
         import cv2
 
         cls = self._need(self.cls, "cls")
-        crops, labels = list(crops), [("", 0.0)] * len(crops)
+        crop_lists = [list(crops) for crops in crop_lists]
         with torch.inference_mode():
-            for idx in self._batches(crops, self.opt.cls_batch_num):
-                batch = [cls.prepare(crops[i]) for i in idx]
-                for i, (label, score) in zip(idx, cls.post(cls.run(batch))):
-                    labels[i] = (label, float(score))
-                    if "180" in label and score > self.opt.cls_thresh:
-                        crops[i] = cv2.rotate(crops[i], cv2.ROTATE_180)
-        return crops, labels
+            found = self._pooled(cls, crop_lists, self.opt.cls_batch_num)
+        labels = []
+        for crops, results in zip(crop_lists, found):
+            labels.append([(label, float(score)) for label, score in results])
+            for i, (label, score) in enumerate(results):
+                if "180" in label and score > self.opt.cls_thresh:
+                    crops[i] = cv2.rotate(crops[i], cv2.ROTATE_180)
+        return (crop_lists, labels) if with_labels else crop_lists
 
     def recognize(self, crops):
         """Recognition in batches of similar width ratio, each batch on a canvas as wide as
         its widest crop (data['max_wh_ratio'])."""
+        return self._recognize_many([list(crops)])[0]
+
+    def _recognize_many(self, crop_lists):
         rec = self._need(self.rec, "rec")
-        results = [("", 0.0)] * len(crops)
         with torch.inference_mode():
-            for idx in self._batches(crops, self.opt.rec_batch_num):
-                ratio = max(crops[i].shape[1] / float(crops[i].shape[0]) for i in idx)
-                batch = [rec.prepare(crops[i], max_wh_ratio=ratio) for i in idx]
-                for i, res in zip(idx, rec.post(rec.run(batch))):
-                    results[i] = res
-        return results
+            return self._pooled(rec, crop_lists, self.opt.rec_batch_num, ratio=True)

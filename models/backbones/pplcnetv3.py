@@ -48,6 +48,11 @@ class LearnableAffineBlock(nn.Module):
     def forward(self, x):
         return self.scale * x + self.bias
 
+    def conv_affine(self):
+        """(scale, shift): where this block reads a conv's output alone (after each rep
+        layer's conv), ptocr.load's fast form folds it into that conv (models/fuse.py)."""
+        return self.scale, self.bias
+
 
 class Act(nn.Module):
     def __init__(self, act="hswish"):
@@ -163,6 +168,10 @@ class LCNetV3Block(nn.Module):
 
 @register("Backbone")
 class PPLCNetV3(nn.Module):
+    # ptocr.load's fast form: channels_last (oneDNN's depthwise and 1x1 convs run NHWC
+    # without reorders); faster in eager on a quiet 2-core machine (README Benchmarks)
+    prefers_channels_last = True
+
     def __init__(self, in_channels=3, scale=1.0, conv_kxk_num=4, det=False, deploy=False,
                  **_):
         super().__init__()
