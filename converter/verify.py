@@ -193,9 +193,27 @@ def input_shape(x):
 def output_scale(tolerance, index):
     """A table's ``output_scale: [s0, s1, ...]`` says output i is a probability-domain value
     multiplied by s_i (EAST's geometry: (sigmoid - 0.5) * 1600 px), so its differences are
-    judged after dividing by s_i: fp32 rounding at ±800 is ~1e-4 by itself."""
+    judged after dividing by s_i: fp32 rounding at ±800 is ~1e-4 by itself. An entry that is
+    a list scales the last axis column by column (detection rows [class, score, x0, y0, x1,
+    y1]: pixels judged per 1000 px, the score as it is)."""
     scales = tolerance.get("output_scale") or []
-    return float(scales[index]) if index < len(scales) else 1.0
+    if index >= len(scales):
+        return 1.0
+    return [float(v) for v in scales[index]] if isinstance(scales[index], list) \
+        else float(scales[index])
+
+
+def _scaled_max(ref, out, scale):
+    """max |ref - out| / scale in float64 (scale a number, or one per last-axis column)."""
+    diff = np.abs(np.asarray(ref, np.float64) - np.asarray(out, np.float64))
+    if not diff.size:
+        return 0.0
+    return float((diff / np.asarray(scale, np.float64)).max())
+
+
+def _relative(fig):
+    """A figure row's max_abs in units of its output scale (what the tolerance judges)."""
+    return fig.get("max_abs_scaled", fig["max_abs"] / fig.get("scale", 1.0))
 
 
 def compare(ref, out, task, tolerance, index=0):
@@ -213,9 +231,17 @@ def compare(ref, out, task, tolerance, index=0):
         "cosine": float(ref64 @ out64 / denom) if denom > 0 else 1.0,
     }
     scale = output_scale(tolerance, index)
-    if scale != 1.0:
-        fig["scale"] = scale
-    ok = fig["max_abs"] <= tolerance.get("max_abs", 1e-4) * scale
+    if isinstance(scale, list):
+        if ref.shape[-1] != len(scale):
+            return {**fig, "error": f"{len(scale)} column scales for {ref.shape[-1]} columns",
+                    "pass": False}
+        fig["column_scale"] = scale
+        fig["max_abs_scaled"] = _scaled_max(ref, out, scale)
+        ok = fig["max_abs_scaled"] <= tolerance.get("max_abs", 1e-4)
+    else:
+        if scale != 1.0:
+            fig["scale"] = scale
+        ok = fig["max_abs"] <= tolerance.get("max_abs", 1e-4) * scale
     if task == "det":
         agree = float(((ref > DET_THRESH) == (out > DET_THRESH)).mean())
         fig["binary_agreement"] = agree
@@ -285,7 +311,9 @@ def _judge_exact(fig, ref, exact, tolerance):
     verification): the float64 evaluation of the torch model is the exact function it defines.
     When Paddle's fp32 output is within tolerance of that, the residual is fp32 rounding."""
     fig["max_abs_vs_exact"] = _max_abs(ref, exact)
-    if fig["max_abs_vs_exact"] <= tolerance.get("max_abs", 1e-4) * fig.get("scale", 1.0):
+    within = (_scaled_max(ref, exact, fig["column_scale"]) if "column_scale" in fig else
+              fig["max_abs_vs_exact"] / fig.get("scale", 1.0))
+    if within <= tolerance.get("max_abs", 1e-4):
         fig["pass"] = True
         fig["passed_by"] = "exact (float64) torch evaluation"
 
@@ -490,11 +518,12 @@ def versions():
 def summary(report):
     """The worst figures of a report in one line (the figure the verdict rests on first)."""
     rows = [r for r in report["results"] if "max_abs" in r]
-    worst = max(rows, key=lambda r: r["max_abs"] / r.get("scale", 1.0)) if rows else None
+    worst = max(rows, key=_relative) if rows else None
     if worst is None:
         return "no comparable outputs"
     tol = report["tolerance"]
-    scale = f" x output scale {worst['scale']:g}" if "scale" in worst else ""
+    scale = (f" x output scale {worst['scale']:g}" if "scale" in worst else
+             f" x column scales {worst['column_scale']}" if "column_scale" in worst else "")
     fp32 = (f"worst max_abs {worst['max_abs']:.3g} on {worst['input']} (tolerance "
             f"{tol.get('max_abs', 1e-4):g}{scale}), min cosine "
             f"{min(r['cosine'] for r in rows):.6f}")
@@ -502,7 +531,7 @@ def summary(report):
     if not rows64:
         note = report.get("float64_unavailable")
         return fp32 + (f"; float64 unavailable: {note}" if note else "")
-    w64 = max(rows64, key=lambda r: r["float64"]["max_abs"] / r.get("scale", 1.0))
+    w64 = max(rows64, key=lambda r: _relative(r["float64"]))
     paddle_err = max(r.get("paddle_fp32_error", 0.0) for r in rows64)
     torch_err = max(r.get("torch_fp32_error", 0.0) for r in rows64)
     return (f"float64 max_abs {w64['float64']['max_abs']:.3g} on {w64['input']} (tolerance "
@@ -527,6 +556,8 @@ def format_table(report):
         result = "ok" if r["pass"] else "FAIL"
         if "scale" in r:
             result += f" (output scale {r['scale']:g})"
+        if "column_scale" in r:
+            result += f" (per column / {r['column_scale']}: {r['max_abs_scaled']:.3g})"
         if "max_abs_vs_exact" in r:
             result += f" (vs float64 torch: {r['max_abs_vs_exact']:.3g})"
         line = (f"{r['input'][:34]:34} {r['output']:>3} {r['max_abs']:10.3g} "

@@ -283,8 +283,9 @@ def test_det_postprocess_matches_paddlex():
 
 
 def test_layout_detr_preprocessing_gives_paddlex_inputs():
-    """Resize to the target size (cubic), x / 255, CHW, and im_shape = the network input,
-    scale_factor = [h, w] ratios (PaddleX's ToBatch order), in the program's input order."""
+    """RGB (PaddleX reads every detection image so), resize to the target size (cubic),
+    x / 255, CHW, and im_shape = the network input, scale_factor = [h, w] ratios (PaddleX's
+    ToBatch order), in the program's input order."""
     import cv2
 
     from ptocr.converter.mapping import find_arch
@@ -295,8 +296,8 @@ def test_layout_detr_preprocessing_gives_paddlex_inputs():
     im_shape, image, scale = model_inputs(spec.processing, img)
     assert im_shape.tolist() == [[640.0, 640.0]] and im_shape.dtype == np.float32
     np.testing.assert_allclose(scale, [[640 / 300, 640 / 500]], rtol=1e-6)
-    want = cv2.resize(img, (640, 640), interpolation=cv2.INTER_CUBIC).astype(np.float32)
-    np.testing.assert_allclose(image[0], (want / 255.0).transpose(2, 0, 1), atol=1e-6)
+    want = cv2.resize(img[:, :, ::-1], (640, 640), interpolation=cv2.INTER_CUBIC)
+    np.testing.assert_allclose(image[0], (want.astype(np.float32) / 255.0).transpose(2, 0, 1), atol=1e-6)
 
 
 def test_structure_cli_runs_the_converted_twin(converted, models, testdata, tmp_path):
