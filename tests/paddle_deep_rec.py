@@ -53,16 +53,27 @@ class MultiHead(pnn.Layer):
 def build(cfg):
     """PPHGNetV2_B4 (text_rec) + MultiHead; cfg may shorten the stages (``blocks``: blocks per
     stage) to fit a test budget, widths stay B4's. ``task: det``: PP-OCRv5_server_det instead
-    (PPHGNetV2_B4 det + LKPAN with IntraCL + PFHeadLocal, test_server_family's twins)."""
+    (PPHGNetV2_B4 det + LKPAN with IntraCL + PFHeadLocal, test_server_family's twins; ``blocks``
+    shortens its stages too)."""
     if cfg.get("task") == "det":
-        from test_server_family import paddle_det_model
+        from test_server_family import (B4_DET, PLKPAN, PPFHeadLocal, PaddleModel,
+                                        paddle_det_model)
 
-        return paddle_det_model("PP-OCRv5_server_det")
-    stages = {k: list(v) for k, v in B4_REC.items()}
-    for (name, stage), n in zip(stages.items(), cfg.get("blocks", [])):
-        stage[3] = n
+        if not cfg.get("blocks"):
+            return paddle_det_model("PP-OCRv5_server_det")
+        backbone = PPHGNetV2(_shortened(B4_DET, cfg["blocks"]), [3, 32, 48], det=True)
+        return PaddleModel(backbone, PLKPAN([128, 512, 1024, 2048], 256, intracl=True),
+                           PPFHeadLocal(256, mode="large"))
+    stages = _shortened(B4_REC, cfg.get("blocks", []))
     backbone = PPHGNetV2(stages, [3, 32, 48], text_rec=True)
     return BaseModel(backbone, None, MultiHead(2048, cfg["classes"]))
+
+
+def _shortened(stages, blocks):
+    stages = {k: list(v) for k, v in stages.items()}
+    for stage, n in zip(stages.values(), blocks):
+        stage[3] = n
+    return stages
 
 
 def calibrate_batchnorm(model, x, seed=0, spread=0.2):

@@ -269,7 +269,10 @@ def PPHGNet_small(in_channels=3, det=False, **kwargs):
 
 
 @register("Backbone")
-def PPHGNetV2_B4(in_channels=3, det=False, text_rec=False, **kwargs):
+def PPHGNetV2_B4(in_channels=3, det=False, text_rec=False, stage_num_blocks=None, **kwargs):
+    """``stage_num_blocks`` is ptocr's, not PaddleOCR's: other HG block counts per stage (B4
+    has 1, 1, 3, 1), as transformers' HGNetV2 config names them, for depth-shortened networks
+    (a transformers folder of one reads back; the tests' small twins)."""
     # stage: [in, mid, out, blocks, downsample, light_block, kernel, layer_num, stride]
     if det:
         stages = {"stage1": [48, 48, 128, 1, False, False, 3, 6, 2],
@@ -281,6 +284,8 @@ def PPHGNetV2_B4(in_channels=3, det=False, text_rec=False, **kwargs):
                   "stage2": [128, 96, 512, 1, True, False, 3, 6, [1, 2]],
                   "stage3": [512, 192, 1024, 3, True, True, 5, 6, [2, 1]],
                   "stage4": [1024, 384, 2048, 1, True, True, 5, 6, [2, 1]]}
+    for stage, n in zip(stages.values(), stage_num_blocks or ()):
+        stage[3] = int(n)
     return PPHGNetV2(stages, stem_channels=[in_channels, 32, 48], use_lab=False, det=det,
                      text_rec=text_rec, **kwargs)
 
