@@ -215,7 +215,9 @@ def archs():
     from ..converter.mapping import list_archs
 
     specs = list_archs()
-    click.echo(f"{'architecture':32} {'task':5} {'proof':18} {'hf':3} description")
+    width = max([len("proof")] + [len(s.proof) for s in specs.values()])
+    click.echo(f"{'architecture':32} {'task':6} {'proof':{width}} {'hf':3} description")
     for spec in specs.values():
         mark = "hf" if has_transformers(spec) else "-"
-        click.echo(f"{spec.name:32} {spec.task:5} {spec.proof:18} {mark:3} {spec.description}")
+        click.echo(f"{spec.name:32} {spec.task:6} {spec.proof:{width}} {mark:3} "
+                   f"{spec.description}")

@@ -23,6 +23,13 @@ class _Group(click.Group):
             _fail(ctx, str(exc), exc.exit_code)
         except KeyboardInterrupt:
             _fail(ctx, "interrupted", 130)
+        except BrokenPipeError:  # `ptocr archs | head`: the reader left; nothing to report
+            import os
+            import sys
+
+            # stdout's pending bytes would raise again at exit: point it at /dev/null
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(141)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:  # a bug of ours: still one line unless --debug

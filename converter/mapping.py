@@ -75,6 +75,9 @@ class ArchSpec:
     infer: dict = field(default_factory=dict)
     inputs: dict = field(default_factory=dict)
     tolerance: dict = field(default_factory=lambda: {"max_abs": 1e-4})
+    # what the table's parity rests on, in one vocabulary (tests/test_paddle_names.py): "real weights",
+    # "paddle twin [(forms)]", "PaddleNLP code [(forms)]", "op-level", "names", joined by " + ";
+    # forms of the Paddle side proven: 2.x, PIR (exports), pdparams, dygraph (no program)
     proof: str = "op-level + names"
     model_names: list = field(default_factory=list)  # inference.yml Global.model_name values
     dictionary: str = None  # rec: standard dictionary file (dicts/) or inference.yml

@@ -56,3 +56,18 @@ def test_arch_auto_tells_languages_apart_by_dictionary(arch):
     from ptocr.converter.convert import detect_arch
 
     assert detect_arch(synthetic_weights(NAMES_DIR / f"{arch}.txt")).name == arch
+
+
+def test_proof_labels_use_one_vocabulary():
+    """`ptocr archs`'s proof column: terms joined by " + ", a reference naming the Paddle forms
+    it was proven on from a fixed list (converter/mapping.py ArchSpec.proof)."""
+    import re
+
+    from ptocr.converter.mapping import list_archs
+
+    forms = r"(2\.x|PIR|pdparams|dygraph)"
+    term = (rf"(real weights|op-level|names|(paddle twin|PaddleNLP code)"
+            rf"( \({forms}(, {forms})*\))?)")
+    rule = re.compile(rf"^{term}( \+ {term})*$")
+    bad = {s.name: s.proof for s in list_archs().values() if not rule.match(s.proof)}
+    assert not bad, bad
