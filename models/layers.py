@@ -132,3 +132,33 @@ class PaddleEmbedding(nn.Embedding):
         if self.padding_idx is None:
             return out
         return out.masked_fill((ids == self.padding_idx).unsqueeze(-1), 0.0)
+
+
+class PaddleMultiHeadAttention(nn.Module):
+    """paddle.nn.MultiHeadAttention (batch first): q/k/v/out projections, q scaled by
+    head_dim**-0.5; a float mask is added, a bool mask (True = attend) becomes
+    (mask - 1) * 1e9, as paddle's _convert_attention_mask does."""
+
+    def __init__(self, embed_dim, num_heads):
+        super().__init__()
+        self.num_heads, self.head_dim = num_heads, embed_dim // num_heads
+        self.q_proj = nn.Linear(embed_dim, embed_dim)
+        self.k_proj = nn.Linear(embed_dim, embed_dim)
+        self.v_proj = nn.Linear(embed_dim, embed_dim)
+        self.out_proj = nn.Linear(embed_dim, embed_dim)
+
+    def _heads(self, x):
+        n, t, _ = x.shape
+        return x.reshape(n, t, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, query, key, value, attn_mask=None):
+        q, k, v = self._heads(self.q_proj(query)), self._heads(self.k_proj(key)), \
+            self._heads(self.v_proj(value))
+        product = (q * self.head_dim ** -0.5) @ k.transpose(-2, -1)
+        if attn_mask is not None:
+            if attn_mask.dtype == torch.bool:
+                attn_mask = (attn_mask.to(product.dtype) - 1.0) * 1e9
+            product = product + attn_mask.to(product.dtype)
+        out = torch.softmax(product, dim=-1) @ v
+        n, _, t, _ = out.shape
+        return self.out_proj(out.transpose(1, 2).reshape(n, t, -1))

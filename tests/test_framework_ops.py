@@ -645,7 +645,7 @@ def test_paddle_multihead_attention_layout_and_masks(mask):
     """paddle.nn.MultiHeadAttention (ParseQ's decoder): q/k/v/out projections in Paddle's
     [in, out] layout, keys longer than queries; a float mask is added, a bool mask (True =
     attend) becomes (mask - 1) * 1e9 — ptocr's PaddleMultiHeadAttention does the same."""
-    from ptocr.models.heads.rec_parseq_head import PaddleMultiHeadAttention
+    from ptocr.models.layers import PaddleMultiHeadAttention
     from paddle_ref import load_into
 
     paddle.seed(0)

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..layers import PaddleEmbedding
+from ..layers import PaddleEmbedding, PaddleMultiHeadAttention
 from ..registry import register
 from .vqa_visual_backbone import VisualBackbone
 
@@ -553,30 +553,6 @@ class LayoutLMEmbeddings(nn.Module):
         return self.layer_norm(x)
 
 
-class PaddleMultiHeadAttention(nn.Module):
-    """paddle.nn.MultiHeadAttention (self-attention): q/k/v/out projections with biases, q
-    scaled by head_dim^-0.5, an additive mask."""
-
-    def __init__(self, embed_dim, num_heads):
-        super().__init__()
-        self.num_heads, self.head_dim = num_heads, embed_dim // num_heads
-        self.q_proj = nn.Linear(embed_dim, embed_dim)
-        self.k_proj = nn.Linear(embed_dim, embed_dim)
-        self.v_proj = nn.Linear(embed_dim, embed_dim)
-        self.out_proj = nn.Linear(embed_dim, embed_dim)
-
-    def _heads(self, x):
-        b, n, _ = x.shape
-        return x.reshape(b, n, self.num_heads, self.head_dim).transpose(1, 2)
-
-    def forward(self, x, mask_bias):
-        q = self._heads(self.q_proj(x))
-        k, v = self._heads(self.k_proj(x)), self._heads(self.v_proj(x))
-        scores = (q * self.head_dim ** -0.5) @ k.transpose(-1, -2) + mask_bias
-        ctx = torch.softmax(scores, dim=-1) @ v
-        return self.out_proj(ctx.transpose(1, 2).flatten(2))
-
-
 class TransformerEncoderLayer(nn.Module):
     """paddle.nn.TransformerEncoderLayer, post-norm, GELU (exact). Its LayerNorms get the
     config's epsilon: PaddleNLP's LayoutLM _init_weights sets every LayerNorm's epsilon to
@@ -592,7 +568,7 @@ class TransformerEncoderLayer(nn.Module):
         self.norm2 = nn.LayerNorm(hidden, eps=cfg["layer_norm_eps"])
 
     def forward(self, x, mask_bias):
-        x = self.norm1(x + self.self_attn(x, mask_bias))
+        x = self.norm1(x + self.self_attn(x, x, x, mask_bias))
         return self.norm2(x + self.linear2(F.gelu(self.linear1(x))))
 
 
