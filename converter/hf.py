@@ -8,6 +8,8 @@ mapping engine applies with its usual strict accounting. The same rules read bot
 * ptocr -> transformers (``to_transformers``): the HF config is written from the ptocr
   Architecture and the weights (``params``, ``shapes``; ``deploy`` overrides for fused
   models), the state_dict renamed, HF tensors ptocr does not hold set by ``fill`` rules;
+  blocks transformers holds multiplied out (``compose``: PP-OCRv6 medium's DilatedReparamConv
+  as one dense conv) are computed, and factored back on the way in;
 * transformers -> ptocr (``load_folder``): the ptocr Architecture is read back from the HF
   config, the ptocr model built in the training form, and each of its names renamed forward
   to find its HF tensor.

@@ -332,6 +332,12 @@ def test_medium_to_transformers_verifies_loads_and_factors_back(exported, tmp_pa
         theirs = model.eval()(pixel_values=torch.from_numpy(x)).last_hidden_state.numpy()
         again = back(torch.from_numpy(x)).numpy()
     assert np.abs(theirs - ref).max() < 1e-4 and np.abs(again - ref).max() < 1e-4
+    # the training checkpoint (every branch and BN) fused, then multiplied out
+    trained = convert(pan / "train.pdparams", weights=None, spec=spec)
+    hf_trained, _cfg = hf.to_transformers(trained.model, trained.config, trained.spec)
+    with torch.inference_mode():
+        got = hf_trained(pixel_values=torch.from_numpy(x)).last_hidden_state.numpy()
+    assert np.abs(got - PaddleProgram(formats.read(pan / "train"))(x)[0]).max() < 1e-4
     # a dense kernel that is not a depthwise conv times a 1x1 conv is refused, one line
     tensors = load_file(str(out / "model.safetensors"))
     key = "model.neck.path_aggregation_lateral_convolution.1.weight"
