@@ -8,6 +8,8 @@ mapping engine applies with its usual strict accounting. The same rules read bot
 * ptocr -> transformers (``to_transformers``): the HF config is written from the ptocr
   Architecture and the weights (``params``, ``shapes``; ``deploy`` overrides for fused
   models), the state_dict renamed, HF tensors ptocr does not hold set by ``fill`` rules;
+  blocks transformers holds multiplied out (``compose``: PP-OCRv6 medium's DilatedReparamConv
+  as one dense conv) are computed, and factored back on the way in;
 * transformers -> ptocr (``load_folder``): the ptocr Architecture is read back from the HF
   config, the ptocr model built in the training form, and each of its names renamed forward
   to find its HF tensor.
@@ -157,6 +159,7 @@ def to_transformers(model, arch, spec, user_config=None):
     place for them) are set aside as ``hf_model.ptocr_only_state`` for ``write_folder``."""
     hf = section(spec)
     model = _fused(model, hf, copy_first=True)
+    model, _composed_blocks = _composed(model, hf, copy_first=not hf.get("fuse"))
     drop = [re.compile(p) for p in hf.get("drop") or ()]  # training-only branches
     state = {k: v for k, v in model.state_dict().items()
              if not k.endswith("num_batches_tracked") and not any(p.search(k) for p in drop)}
@@ -206,6 +209,84 @@ def _fused(model, hf, copy_first=False):
         if type(module).__name__ in kinds:
             module.reparameterize()
     return model
+
+
+# ---- computed transforms (a table's ``compose``): blocks transformers holds multiplied out
+
+def _dense_dilated_reparam_conv(block):
+    """A deploy-form DilatedReparamConv (depthwise kxk conv with bias, then 1x1 conv with
+    bias; no activation between them) as the one dense kxk conv it equals:
+    W[o, i] = P[o, i] * D[i], b = P @ b_dw + b_pw. Exact at the borders too: the zero
+    padding is the depthwise conv's and the 1x1 conv is pointwise."""
+    dw, pw = block.dw.lk_origin, block.pw
+    depth, point = dw.weight.detach().double(), pw.weight.detach().double()[:, :, 0, 0]
+    weight = point[:, :, None, None] * depth[:, 0][None]
+    bias = point @ dw.bias.detach().double() + pw.bias.detach().double()
+    conv = torch.nn.Conv2d(dw.in_channels, pw.out_channels, dw.kernel_size,
+                           padding=dw.padding, bias=True, dtype=dw.weight.dtype)
+    with torch.no_grad():
+        conv.weight.copy_(weight.to(dw.weight.dtype))
+        conv.bias.copy_(bias.to(dw.weight.dtype))
+    return conv
+
+
+def _factor_dilated_reparam_conv(block, conv, name):
+    """The dense conv back into ``block``'s depthwise and 1x1 convs: each input channel's
+    [out, k*k] slice of the kernel must be rank one (P[:, i] times D[i]); one that is not
+    (a kernel trained as a dense conv) is refused. D[i] is the slice's largest row, the dw
+    bias zero, the 1x1 bias the dense bias."""
+    w = conv.weight.detach().double()
+    out_c, in_c = w.shape[:2]
+    m = w.reshape(out_c, in_c, -1)
+    norms = m.norm(dim=2)  # [out, in]
+    top = norms.argmax(dim=0)  # per input channel, the row with the largest norm
+    depth = m[top, torch.arange(in_c)]  # [in, k*k]
+    sq = (depth * depth).sum(dim=1)
+    point = torch.einsum("oik,ik->oi", m, depth) / torch.where(sq > 0, sq, torch.ones_like(sq))
+    residual = (point[:, :, None] * depth[None] - m).abs().max().item()
+    scale = max(m.abs().max().item(), 1e-30)
+    if residual > 1e-5 * scale:
+        raise PtocrError(f"{name}: this dense {tuple(w.shape[2:])} conv is not a depthwise conv "
+                         f"times a 1x1 conv (relative residual {residual / scale:.1e}), so "
+                         "ptocr's DilatedReparamConv cannot hold it")
+    dtype = block.pw.weight.dtype
+    with torch.no_grad():
+        block.dw.lk_origin.weight.copy_(depth.reshape(block.dw.lk_origin.weight.shape).to(dtype))
+        block.dw.lk_origin.bias.zero_()
+        block.pw.weight.copy_(point[:, :, None, None].to(dtype))
+        block.pw.bias.copy_(conv.bias.detach().to(dtype))
+
+
+# module class -> (its dense conv, the dense conv written back into it)
+COMPOSE = {"DilatedReparamConv": (_dense_dilated_reparam_conv, _factor_dilated_reparam_conv)}
+
+
+def _composed(model, hf, copy_first=False):
+    """(the model with the (fused) blocks the section's ``compose`` names replaced by the one
+    dense conv each equals, [(parent, attribute, block, dense conv)])."""
+    kinds = [k for k in hf.get("compose") or ()]
+    for kind in kinds:
+        if kind not in COMPOSE:
+            raise PtocrError(f"transformers section: unknown compose transform {kind!r}")
+    if not kinds:
+        return model, []
+    if copy_first:
+        model = copy.deepcopy(model)
+    done = []
+    for parent in list(model.modules()):
+        for attr, child in list(parent.named_children()):
+            if type(child).__name__ in kinds:
+                dense = COMPOSE[type(child).__name__][0](child)
+                setattr(parent, attr, dense)
+                done.append((parent, attr, child, dense))
+    return model, done
+
+
+def _decomposed(done, names):
+    """Each dense conv of ``_composed`` written back into its block, the block put back."""
+    for parent, attr, block, dense in done:
+        COMPOSE[type(block).__name__][1](block, dense, names.get(id(dense), attr))
+        setattr(parent, attr, block)
 
 
 def verify_spec(spec):
@@ -397,8 +478,9 @@ def _ptocr_only(path, hf):
         raise PtocrError(f"{extra}: not readable ({exc})") from None
 
 
-def load_folder(path):
-    """A ptocr model (eval mode, ``ptocr_meta`` set) from a transformers folder."""
+def load_folder(path, spec=None):
+    """A ptocr model (eval mode, ``ptocr_meta`` set) from a transformers folder; ``spec``:
+    the table to read it with (default: the one its model_type and ptocr record name)."""
     from safetensors.numpy import load_file
 
     from ..models import build
@@ -406,7 +488,7 @@ def load_folder(path):
     path = Path(path)
     cfg = _read_json(path / "config.json")
     own = _read_json(path / PTOCR_FILE) if (path / PTOCR_FILE).is_file() else {}
-    spec = _spec_for(cfg.get("model_type"), own.get("arch"), cfg)
+    spec = spec or _spec_for(cfg.get("model_type"), own.get("arch"), cfg)
     hf = section(spec)
     arch = ptocr_arch(spec, cfg)
     try:
@@ -414,6 +496,7 @@ def load_folder(path):
     except (KeyError, TypeError, ValueError) as exc:
         raise PtocrError(f"{path}: cannot build {spec.name} from its config ({exc})") from None
     model = _fused(model, hf)
+    model, composed = _composed(model, hf)
     renames = _rules(hf, "rules")
     # every ptocr name renamed forward gives its HF name; read the other way round
     # (and the tensors ptocr's blocks deliberately do not hold, e.g. the activation of
@@ -433,6 +516,9 @@ def load_folder(path):
         raise MappingError(f"{path}: model.safetensors does not fit its config.json: "
                            f"{exc}") from None
     model.load_state_dict(state, strict=True)
+    names = {id(m): f"{path / 'model.safetensors'}: {_rename(n + '.weight', renames)}"
+             for n, m in model.named_modules()}
+    _decomposed(composed, names)
     extra = {"task": spec.task, **_dictionary(path, spec, getattr(model.head, "out_channels",
                                                                  None))}
     if own.get("extra"):

@@ -261,3 +261,93 @@ def test_a_tiny_det_folder_without_ptocr_record_reads_back_as_tiny(tmp_path):
     x = torch.rand(1, 3, 64, 64)
     with torch.inference_mode():
         assert (back(x) - model(x)).abs().max().item() < 1e-5
+
+
+# ---- PP-OCRv6_medium_det to transformers' PPOCRV6MediumDetForObjectDetection and back: its
+# neck holds each DilatedReparamConv as one dense 9x9 conv (the table's `compose`)
+
+def _medium_hf_spec(pan):
+    """The medium twin's table (small backbone, 64 neck channels) with the transformers
+    config of that backbone (the small table's)."""
+    data = yaml.safe_load(find_arch("PP-OCRv6_medium_det").path.read_text(encoding="utf-8"))
+    small = yaml.safe_load(find_arch(ARCH).path.read_text(encoding="utf-8"))
+    data.update(name="test_PP-OCRv6_medium_det_hf", aliases=[], model_names=[])
+    data["Architecture"]["Backbone"]["model_size"] = "small"
+    data["Architecture"]["Neck"]["out_channels"] = 64
+    data["Architecture"]["Head"]["aux_in_channels"] = 64
+    data["inputs"] = {"shapes": [[1, 3, 64, 96]], "images": []}
+    data["transformers"]["config"]["backbone_config"] = small["transformers"]["config"][
+        "backbone_config"]
+    table = pan / "table_hf.yaml"
+    table.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return find_arch(str(table))
+
+
+def test_medium_to_transformers_verifies_loads_and_factors_back(exported, tmp_path):
+    import copy
+
+    from safetensors.numpy import load_file, save_file
+    from transformers import PPOCRV6MediumDetForObjectDetection
+
+    from ptocr.converter import hf
+    from ptocr.errors import MappingError, PtocrError
+    from test_transformers_bridge import _outputs, _with_transformers_constants
+
+    pan = exported[-1]
+    spec = _medium_hf_spec(pan)
+    weights = formats.read(pan / "deploy")
+    conv = convert(None, weights=weights, spec=spec)
+    hf_model, cfg = hf.to_transformers(conv.model, conv.config, conv.spec)
+    dense = hf_model.model.neck.input_feature_projection_convolution[0]
+    assert tuple(dense.weight.shape) == (16, 64, 9, 9) and dense.bias is not None
+    report = verify(weights, hf.HFOutputs(hf_model), hf.verify_spec(conv.spec), images=False)
+    assert report["passed"] and max(r["max_abs"] for r in report["results"]) < 1e-4
+    # the product is exact: in float64 our model with its DilatedReparamConvs multiplied out
+    # equals it as it is (depthwise then 1x1)
+    x64 = torch.from_numpy(np.random.RandomState(8).uniform(-1, 1, [1, 3, 64, 96]))
+    ours64 = copy.deepcopy(conv.model).double().eval()
+    dense64, done = hf._composed(ours64, hf.section(spec), copy_first=True)
+    assert len(done) == 8
+    with torch.inference_mode():
+        assert (dense64(x64) - ours64(x64)).abs().max().item() <= 1e-9
+    # and transformers' class holds those products: in float64, with transformers' constants
+    # (hardsigmoid 1/6), it equals ours up to the float32 rounding of the stored products
+    theirs64 = copy.deepcopy(hf_model).double().eval()
+    a, b = _outputs(theirs64, _with_transformers_constants(copy.deepcopy(conv.model)), x64)
+    assert (a - b).abs().max().item() <= 1e-5
+    out = tmp_path / "hf"
+    hf.write_folder(out, hf_model, conv.spec, {"arch": spec.name, "processing": conv.processing,
+                                               "extra": {"task": "det"}})
+    model, info = PPOCRV6MediumDetForObjectDetection.from_pretrained(
+        out, output_loading_info=True)
+    assert info["missing_keys"] == set() and info["unexpected_keys"] == set()
+    assert info["mismatched_keys"] == set() and model.config.neck_out_channels == 64
+    # back: each dense kernel factored into ptocr's depthwise and 1x1 convs
+    back = hf.load_folder(out, spec)
+    assert back.neck.pan_lat_conv[2].dw.lk_origin.weight.shape[1] == 1
+    x = np.random.RandomState(4).uniform(-1, 1, [1, 3, 64, 96]).astype(np.float32)
+    ref = PaddleProgram(weights)(x)[0]
+    assert 0.2 < (ref > 0.3).mean() < 0.8
+    with torch.inference_mode():
+        theirs = model.eval()(pixel_values=torch.from_numpy(x)).last_hidden_state.numpy()
+        again = back(torch.from_numpy(x)).numpy()
+    assert np.abs(theirs - ref).max() < 1e-4 and np.abs(again - ref).max() < 1e-4
+    # the training checkpoint (every branch and BN) fused, then multiplied out
+    trained = convert(pan / "train.pdparams", weights=None, spec=spec)
+    hf_trained, _cfg = hf.to_transformers(trained.model, trained.config, trained.spec)
+    with torch.inference_mode():
+        got = hf_trained(pixel_values=torch.from_numpy(x)).last_hidden_state.numpy()
+    assert np.abs(got - PaddleProgram(formats.read(pan / "train"))(x)[0]).max() < 1e-4
+    # a dense kernel that is not a depthwise conv times a 1x1 conv is refused, one line
+    tensors = load_file(str(out / "model.safetensors"))
+    key = "model.neck.path_aggregation_lateral_convolution.1.weight"
+    tensors[key][3, 5, 0, 0] += 0.5
+    save_file(tensors, str(out / "model.safetensors"))
+    with pytest.raises(PtocrError) as info:
+        hf.load_folder(out, spec)
+    assert "\n" not in str(info.value) and key in str(info.value)
+    assert "not a depthwise conv times a 1x1 conv" in str(info.value)
+    # a config that does not fit the weights: one line, before anything is written
+    with pytest.raises(MappingError) as info:
+        hf.to_transformers(conv.model, conv.config, conv.spec, {**cfg, "neck_out_channels": 32})
+    assert "\n" not in str(info.value) and "does not fit the weights" in str(info.value)
