@@ -3,6 +3,7 @@ and PDFs. Without model paths they take the default models of --ocr-version/--la
 model cache (fetched, converted and verified once; `ptocr models`)."""
 
 import json
+import math
 from pathlib import Path
 
 import click
@@ -157,8 +158,20 @@ def _finish(results, json_out, overwrite, failures, total, what="lines"):
                          exit_code=2 if not results else 1)
 
 
+def _json_safe(value):
+    """NaN/inf scores (the mean confidence of an empty read) as null: JSON has no NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def _dumps(results):
     """JSON with one record (line, box, text) per text line, readable on a terminal."""
+    results = _json_safe(results)
     parts = []
     for name, value in results.items():
         if isinstance(value, list):

@@ -146,3 +146,19 @@ def test_broken_paddle_counts_as_absent(models, tmp_path, cli):
               env=env)
     assert_clean_failure(res, report, 2, ["cannot be verified", "cannot be imported",
                                           "libpaddle.so"])
+
+
+def test_json_output_has_no_nan():
+    """An empty read's score (a mean over no characters) is NaN, which JSON cannot hold: the
+    CLI writes null instead, so the file parses."""
+    import json
+    import math
+
+    from ptocr.cli.ocr import _dumps
+
+    text = _dumps({"word.png": {"text": "", "score": math.nan},
+                   "page.png": [{"text": "a", "score": 0.9, "box": [[0, 0]]},
+                                {"text": "", "score": math.inf}]})
+    data = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    assert data["word.png"]["score"] is None and data["page.png"][1]["score"] is None
+    assert data["page.png"][0]["score"] == 0.9
