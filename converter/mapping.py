@@ -88,6 +88,9 @@ class ArchSpec:
     # {names: REGEX one Paddle name matches, ops: [program op types, one of them used]}
     requires: dict = field(default_factory=dict)
     no_program: str = None  # why no Paddle inference program exists (SEED), or None
+    # why the program retyped to float64 is not the function it computes in float32 (the
+    # verdict then falls back to the float32 rule), or None
+    no_float64: str = None
     path: Path = None
 
 
@@ -174,7 +177,7 @@ def spec_from_dict(data, path=None):
         dictionary=data.get("dict"), use_space_char=data.get("use_space_char", False),
         dict_special_tokens=data.get("dict_special_tokens", 1),
         processing=resolve_processing(data, path), requires=data.get("requires") or {},
-        no_program=data.get("no_program"), path=path)
+        no_program=data.get("no_program"), no_float64=data.get("no_float64"), path=path)
 
 
 def list_archs():

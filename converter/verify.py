@@ -394,6 +394,8 @@ def verify(weights, model, spec, images=True):
     model.eval()
     inputs = make_inputs(spec, images, model)
     try:
+        if getattr(spec, "no_float64", None):
+            raise Float64Unavailable(spec.no_float64)
         refs64 = [_paddle_side(spec, r) for r in paddle_float64(weights, [x for _, x in inputs])]
         model64 = torch_float64(model)
         first64 = _runs_in_float64(model64, inputs)
