@@ -14,7 +14,6 @@ parameter, BN statistic and the Integral's ``project`` buffer (seeded) and saves
     python paddle_doclayout_ref.py PREFIX pdmodel|pir [TRAIN.pdparams]
 """
 
-import math
 import os
 import sys
 
@@ -28,7 +27,8 @@ import paddle.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from paddle_det_twins import _legacy, _legacy_op, sigmoid  # noqa: E402  (also in 2.x)
-from paddle_layout_ref import CSPPAN, LCNet, ConvNormLayer, ScaleReg, randomize  # noqa: E402
+from paddle_layout_ref import (CSPPAN, LCNet, ConvNormLayer,  # noqa: E402
+                               gfl_head_init, randomize)
 from paddle_table_ref import DepthwiseSeparable  # noqa: E402
 
 
@@ -224,21 +224,8 @@ class PicoHeadV2(nn.Layer):
                  use_align_head=True, reg_max=16, feat_in_chan=96, nms=None, cell_offset=0,
                  act="hard_swish"):
         super().__init__()
-        # GFLHead.__init__
-        self.conv_feat = conv_feat
-        self.num_classes = num_classes
-        self.fpn_stride = list(fpn_stride)
-        self.reg_max = reg_max
-        self.cls_out_channels = num_classes
-        self.gfl_head_cls = self.add_sublayer(
-            "gfl_head_cls", nn.Conv2D(feat_in_chan, self.cls_out_channels, 3, padding=1))
-        self.gfl_head_reg = self.add_sublayer(
-            "gfl_head_reg", nn.Conv2D(feat_in_chan, 4 * (reg_max + 1), 3, padding=1))
-        self.scales_regs = []
-        for i in range(len(self.fpn_stride)):
-            lvl = int(math.log(int(self.fpn_stride[i]), 2))
-            self.scales_regs.append(self.add_sublayer("p{}_feat".format(lvl), ScaleReg()))
-        self.distribution_project = Integral(self.reg_max)
+        gfl_head_init(self, conv_feat, num_classes, fpn_stride, reg_max, feat_in_chan,
+                      integral=Integral)  # this module's eval-form Integral
         # PicoHeadV2.__init__
         self.nms = nms
         self.cell_offset = cell_offset

@@ -181,6 +181,26 @@ class PicoFeat(nn.Layer):
         return cls_feat, reg_feat
 
 
+def gfl_head_init(head, conv_feat, num_classes, fpn_stride, reg_max, feat_in_chan,
+                  integral=None):
+    """PaddleDetection's GFLHead.__init__, which PicoHead and PicoHeadV2 run first (its
+    sublayers are created, then partly dropped, in this order: it fixes the parameter names)."""
+    head.conv_feat = conv_feat
+    head.num_classes = num_classes
+    head.fpn_stride = list(fpn_stride)
+    head.reg_max = reg_max
+    head.cls_out_channels = num_classes
+    head.gfl_head_cls = head.add_sublayer(
+        "gfl_head_cls", nn.Conv2D(feat_in_chan, head.cls_out_channels, 3, padding=1))
+    head.gfl_head_reg = head.add_sublayer(
+        "gfl_head_reg", nn.Conv2D(feat_in_chan, 4 * (reg_max + 1), 3, padding=1))
+    head.scales_regs = []
+    for i in range(len(head.fpn_stride)):
+        lvl = int(math.log(int(head.fpn_stride[i]), 2))
+        head.scales_regs.append(head.add_sublayer("p{}_feat".format(lvl), ScaleReg()))
+    head.distribution_project = (integral or Integral)(head.reg_max)
+
+
 class PicoHead(nn.Layer):
     """GFLHead.__init__ (the layers PicoHead clears or never uses) + PicoHead, forward_eval
     with export_post_process=False."""
@@ -188,21 +208,7 @@ class PicoHead(nn.Layer):
     def __init__(self, conv_feat, num_classes=80, fpn_stride=(8, 16, 32), prior_prob=0.01,
                  reg_max=16, feat_in_chan=96):
         super().__init__()
-        # GFLHead.__init__
-        self.conv_feat = conv_feat
-        self.num_classes = num_classes
-        self.fpn_stride = list(fpn_stride)
-        self.reg_max = reg_max
-        self.cls_out_channels = num_classes
-        self.gfl_head_cls = self.add_sublayer(
-            "gfl_head_cls", nn.Conv2D(feat_in_chan, self.cls_out_channels, 3, padding=1))
-        self.gfl_head_reg = self.add_sublayer(
-            "gfl_head_reg", nn.Conv2D(feat_in_chan, 4 * (reg_max + 1), 3, padding=1))
-        self.scales_regs = []
-        for i in range(len(self.fpn_stride)):
-            lvl = int(math.log(int(self.fpn_stride[i]), 2))
-            self.scales_regs.append(self.add_sublayer("p{}_feat".format(lvl), ScaleReg()))
-        self.distribution_project = Integral(self.reg_max)
+        gfl_head_init(self, conv_feat, num_classes, fpn_stride, reg_max, feat_in_chan)
         # PicoHead.__init__
         self.gfl_head_cls = None
         self.gfl_head_reg = None
